@@ -1,0 +1,52 @@
+"""The ``ens-migrate`` command line: parse, build settings once, call in, map errors to exit codes."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import click
+
+from pipeline import __version__
+from pipeline.errors import EnsMigrateError
+
+EXIT_CODES_HELP = """\b
+Exit codes:
+  0   every job in the list is done (imported now or in an earlier run)
+  1   the run finished, but some jobs failed (the report says which and why)
+  2   usage or configuration error: bad flag, unreadable config, no credentials
+  3   stopped early and resumable: deadline reached, or drained after SIGINT/SIGTERM
+  4   aborted by the failure circuit breaker
+  65  the job list file itself is unreadable (encoding, header, JSON syntax)
+  75  another run holds the journal lock
+  130 hard abort (second signal)
+"""
+
+
+@click.group(epilog=EXIT_CODES_HELP, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ens-migrate")
+def cli() -> None:
+    """Import VM image catalogs from OSS into Alibaba Cloud ENS with ImportImage, exactly once."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return its exit code (never raises for expected failures)."""
+    try:
+        result = cli.main(args=list(argv) if argv is not None else None, prog_name="ens-migrate",
+                          standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("ens-migrate: aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return 2 if isinstance(exc, click.UsageError) else exc.exit_code
+    except EnsMigrateError as exc:
+        click.echo(f"ens-migrate: error: {exc}", err=True)
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""Our exception tree; every failure a user can meet is one of these.
+
+::
+
+    EnsMigrateError                      exit_code
+    ├── UsageError                       2   a flag or argument we refuse
+    │   └── ConfigError                  2   config file, environment, settings
+    │       └── CredentialsError         2   no usable credentials
+    ├── JobListError                     65  the job list file cannot be read as a job list
+    ├── JournalError                     2   the journal cannot be opened, read or written
+    │   └── JournalLocked                75  another run holds the journal lock
+    └── EnsError                             a call to ENS did not succeed
+        ├── ApiError                         ENS answered with an error body (Code, Message, ...)
+        ├── BadResponse                      an answer we cannot parse (HTML from a proxy, ...)
+        └── TransportError                   no answer; ``delivery`` says if it may have arrived
+
+httpx exceptions are translated into ``TransportError`` in one place (``client.py``).
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class EnsMigrateError(Exception):
+    """Base of every error ens-migrate raises on purpose."""
+
+    exit_code: int = 1
+
+
+class UsageError(EnsMigrateError):
+    """A command-line argument or option we refuse."""
+
+    exit_code = 2
+
+
+class ConfigError(UsageError):
+    """A setting from a config file, the environment or a flag is invalid."""
+
+
+class CredentialsError(ConfigError):
+    """No usable Alibaba Cloud credentials were found."""
+
+
+class JobListError(EnsMigrateError):
+    """The job list file itself is unreadable: encoding, header, JSON syntax."""
+
+    exit_code = 65
+
+    def __init__(self, path: str, line: int | None, reason: str) -> None:
+        self.path = path
+        self.line = line
+        self.reason = reason
+        where = f"{path}:{line}" if line is not None else path
+        super().__init__(f"{where}: {reason}")
+
+
+class JournalError(EnsMigrateError):
+    """The journal cannot be opened, read or written."""
+
+    exit_code = 2
+
+
+class JournalLocked(JournalError):
+    """Another run holds the journal's lock."""
+
+    exit_code = 75
+
+    def __init__(self, path: str, pid: int | None) -> None:
+        self.path = path
+        self.pid = pid
+        holder = f"process {pid}" if pid else "another process"
+        super().__init__(
+            f"{path} is locked by {holder}: another run is using this journal; "
+            "wait for it to finish or pass a different --journal"
+        )
+
+
+class Delivery(enum.Enum):
+    """Whether a failed request may have reached ENS."""
+
+    NOT_SENT = "not_sent"
+    """The request never left (connect refused, DNS): safe to resend."""
+    MAYBE_SENT = "maybe_sent"
+    """The request may have been processed (read timeout, reset after send): reconcile first."""
+    ANSWERED = "answered"
+    """ENS answered; the answer says what happened."""
+
+
+class EnsError(EnsMigrateError):
+    """A call to ENS did not succeed."""
+
+    delivery: Delivery = Delivery.ANSWERED
+
+
+class ApiError(EnsError):
+    """ENS answered with an error body: ``{RequestId, HostId, Code, Message, Recommend}``."""
+
+    def __init__(
+        self,
+        *,
+        code: str,
+        message: str,
+        status: int,
+        request_id: str | None = None,
+        host_id: str | None = None,
+        recommend: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.code = code
+        self.message = message
+        self.status = status
+        self.request_id = request_id
+        self.host_id = host_id
+        self.recommend = recommend
+        self.retry_after = retry_after
+        """Seconds to wait before retrying, from ``x-acs-retry-after`` (sent in milliseconds)."""
+        super().__init__(f"{code} (HTTP {status}): {message} [RequestId {request_id or '-'}]")
+
+
+class BadResponse(EnsError):
+    """An answer that is not a JSON ENS body, e.g. an HTML 502 page from a proxy."""
+
+    def __init__(self, *, status: int, body_start: str, delivery: Delivery) -> None:
+        self.status = status
+        self.body_start = body_start
+        self.delivery = delivery
+        self.code = f"HTTP{status}"
+        super().__init__(f"unparseable HTTP {status} answer: {body_start[:120]!r}")
+
+
+class TransportError(EnsError):
+    """No answer from ENS; ``delivery`` says whether the request may have arrived."""
+
+    def __init__(self, detail: str, *, delivery: Delivery) -> None:
+        self.detail = detail
+        self.delivery = delivery
+        self.code = "Transport.NotSent" if delivery is Delivery.NOT_SENT else "Transport.MaybeSent"
+        super().__init__(detail)

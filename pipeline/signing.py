@@ -1,0 +1,155 @@
+"""ACS3-HMAC-SHA256 (Alibaba Cloud V3) request signing: pure functions, no I/O.
+
+Spec: ``shared/docs/ens-api.md`` §3. The official SDK's
+``alibabacloud_tea_openapi.utils.Utils.get_authorization`` is the oracle in the tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+ALGORITHM = "ACS3-HMAC-SHA256"
+EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+API_VERSION = "2017-11-10"
+
+
+def percent_encode(value: str) -> str:
+    """RFC 3986 encoding: unreserved ``A-Za-z0-9-_.~`` kept, all else ``%XX`` (space ``%20``)."""
+    return quote(value, safe="~")
+
+
+def canonical_query(params: Iterable[tuple[str, str]]) -> str:
+    """Sorted ``name=value`` pairs, names and values percent-encoded once, joined by ``&``."""
+    return "&".join(
+        f"{percent_encode(k)}={percent_encode(v)}" for k, v in sorted(params)
+    )
+
+
+def payload_hash(body: bytes) -> str:
+    """Lowercase hex SHA-256 of the body (``x-acs-content-sha256``)."""
+    return EMPTY_SHA256 if not body else hashlib.sha256(body).hexdigest()
+
+
+def canonical_request(
+    *,
+    method: str,
+    path: str,
+    query: str,
+    headers: Mapping[str, str],
+    signed_headers: Sequence[str],
+    hashed_payload: str,
+) -> str:
+    """The canonical request of §3.2; ``headers`` keys are lower-case, ``signed_headers`` sorted."""
+    canonical_headers = "".join(f"{h}:{headers[h].strip()}\n" for h in signed_headers)
+    return "\n".join(
+        (method.upper(), path or "/", query, canonical_headers, ";".join(signed_headers),
+         hashed_payload)
+    )
+
+
+def signature(secret: str, canonical: str) -> str:
+    """Hex HMAC-SHA256 of the string to sign, keyed by the raw AccessKeySecret."""
+    digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    string_to_sign = f"{ALGORITHM}\n{digest}"
+    return hmac.new(secret.encode("utf-8"), string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def new_nonce() -> str:
+    """A fresh 32-hex-character nonce; every attempt gets its own (a retry is a new signature)."""
+    return secrets.token_hex(16)
+
+
+def format_date(moment: datetime) -> str:
+    """``x-acs-date``: UTC, second precision, ``YYYY-MM-DDTHH:MM:SSZ``."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True, slots=True)
+class SignedRequest:
+    """What to put on the wire: the encoded query string and every header, Authorization included."""
+
+    query: str
+    headers: dict[str, str]
+
+
+def sign_request(
+    *,
+    method: str,
+    host: str,
+    action: str,
+    params: Iterable[tuple[str, str]],
+    access_key_id: str,
+    access_key_secret: str,
+    security_token: str | None,
+    date: str,
+    nonce: str,
+    body: bytes = b"",
+    version: str = API_VERSION,
+    extra_headers: Mapping[str, str] | None = None,
+) -> SignedRequest:
+    """Build the headers of an RPC-style V3 request; every header we send is signed.
+
+    The returned ``query`` is already the canonical (RFC 3986) encoding and is sent verbatim,
+    so what ENS decodes is exactly what was signed.
+    """
+    hashed = payload_hash(body)
+    headers: dict[str, str] = {
+        "host": host,
+        "x-acs-action": action,
+        "x-acs-version": version,
+        "x-acs-date": date,
+        "x-acs-signature-nonce": nonce,
+        "x-acs-content-sha256": hashed,
+    }
+    if security_token:
+        headers["x-acs-security-token"] = security_token
+        headers["x-acs-accesskey-id"] = access_key_id
+    if extra_headers:
+        headers.update({k.lower(): v for k, v in extra_headers.items()})
+    signed = sorted(headers)
+    query = canonical_query(params)
+    canonical = canonical_request(
+        method=method, path="/", query=query, headers=headers, signed_headers=signed,
+        hashed_payload=hashed,
+    )
+    headers["authorization"] = (
+        f"{ALGORITHM} Credential={access_key_id},SignedHeaders={';'.join(signed)},"
+        f"Signature={signature(access_key_secret, canonical)}"
+    )
+    return SignedRequest(query=query, headers=headers)
+
+
+@dataclass(frozen=True, slots=True)
+class Authorization:
+    """A parsed ``Authorization`` header."""
+
+    algorithm: str
+    credential: str
+    signed_headers: tuple[str, ...]
+    signature: str
+
+
+def parse_authorization(value: str) -> Authorization | None:
+    """Parse ``ACS3-HMAC-SHA256 Credential=..,SignedHeaders=..,Signature=..``; None if malformed."""
+    algorithm, _, rest = value.strip().partition(" ")
+    parts: dict[str, str] = {}
+    for item in rest.split(","):
+        key, sep, val = item.strip().partition("=")
+        if not sep:
+            return None
+        parts[key] = val
+    try:
+        return Authorization(
+            algorithm=algorithm,
+            credential=parts["Credential"],
+            signed_headers=tuple(h for h in parts["SignedHeaders"].split(";") if h),
+            signature=parts["Signature"],
+        )
+    except KeyError:
+        return None
