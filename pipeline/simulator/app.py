@@ -1,0 +1,216 @@
+"""The simulator as a raw ASGI app: routing, gateway checks, quota, faults, inspection endpoints."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qsl
+
+import anyio
+
+from pipeline.signing import API_VERSION
+from pipeline.simulator.actions import READ_ACTIONS, import_image_reply
+from pipeline.simulator.auth import AuthRequest
+from pipeline.simulator.faults import BEFORE, GARBAGE_HTML, ConnectionFinder, drop_connection
+from pipeline.simulator.responses import Reply, error_reply, json_reply
+from pipeline.simulator.state import SimulatorState, new_request_id
+from pipeline.simulator.validation import validate_import
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+ACTIONS = frozenset({"ImportImage", *READ_ACTIONS})
+MAX_BODY = 1 << 20
+FORM_TYPE = "application/x-www-form-urlencoded"
+DROPPED = "dropped"
+
+
+class ClientGone(Exception):
+    """The client disconnected before its request body arrived."""
+
+
+async def read_body(receive: Receive) -> bytes:
+    """The whole request body (bounded)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise ClientGone
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def send_reply(send: Send, reply: Reply) -> None:
+    """Write one complete answer."""
+    headers = [(b"content-type", reply.content_type), (b"content-length", str(len(reply.body)).encode()),
+               *reply.headers]
+    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+    await send({"type": "http.response.body", "body": reply.body, "more_body": False})
+
+
+def _is_loopback(scope: Scope) -> bool:
+    client = scope.get("client")
+    if not client:
+        return True
+    try:
+        return ipaddress.ip_address(client[0]).is_loopback
+    except ValueError:
+        return client[0] in ("localhost", "testclient")
+
+
+class SimulatorApp:
+    """ASGI 3 app: ``POST /`` is the ENS API, ``/_sim/*`` the loopback-only inspection endpoints."""
+
+    def __init__(self, state: SimulatorState, *, finder: ConnectionFinder | None = None) -> None:
+        self.state = state
+        self.finder = finder
+        """How to find a connection's transport when ``send`` does not lead to it (set by the server)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI connection scope."""
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        try:
+            body = await read_body(receive)
+        except ClientGone:
+            return
+        path = scope["path"]
+        if path == "/":
+            await self._api(scope, receive, send, body)
+        elif path.startswith("/_sim/"):
+            await send_reply(send, self._inspect(scope))
+        else:
+            await send_reply(send, _not_found(new_request_id(), None))
+
+    @staticmethod
+    async def _lifespan(receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _api(self, scope: Scope, receive: Receive, send: Send, body: bytes) -> None:
+        headers = {
+            k.decode("latin-1").lower(): v.decode("utf-8", "replace") for k, v in scope["headers"]
+        }
+        action = headers.get("x-acs-action", "")
+        label = action if action in ACTIONS else "Other"
+        importing = action == "ImportImage"
+        state = self.state
+        stats = state.stats
+        stats.started(importing=importing, now=state.monotonic())
+        try:
+            reply = await self._handle(scope, headers, body, action, importing)
+            stats.outcome(label, reply.outcome)
+            if reply.outcome == DROPPED:
+                await drop_connection(scope, receive, send, self.finder)
+            else:
+                await send_reply(send, reply)
+        finally:
+            stats.finished(importing=importing)
+
+    async def _handle(self, scope: Scope, headers: dict[str, str], body: bytes, action: str,
+                      importing: bool) -> Reply:
+        state = self.state
+        request_id = new_request_id()
+        host = headers.get("host")
+        query = parse_qsl(scope["query_string"].decode("utf-8", "replace"), keep_blank_values=True)
+        method = scope["method"]
+        if method not in ("POST", "GET"):
+            return _not_found(request_id, host)
+        failure = state.verifier.verify(AuthRequest(method, scope["path"], query, headers, body))
+        if failure is not None:
+            return error_reply(failure.status, failure.code, failure.message, request_id=request_id,
+                               host=host)
+        if headers["x-acs-version"] != API_VERSION or action not in ACTIONS:
+            return _not_found(request_id, host)
+        params = dict(query)
+        if body and headers.get("content-type", "").startswith(FORM_TYPE):
+            params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        if importing:
+            return await self._import(params, request_id, host)
+        return READ_ACTIONS[action](state, params, request_id, host)
+
+    async def _import(self, params: dict[str, str], request_id: str, host: str | None) -> Reply:
+        state = self.state
+        config = state.config
+        if config.deny_all:
+            return error_reply(400, "NoPermission", "Permission denied.", request_id=request_id, host=host)
+        if not state.limiter.try_acquire(state.monotonic()):
+            state.stats.throttled += 1
+            extra = () if config.retry_after_ms is None else (
+                (b"x-acs-retry-after", str(config.retry_after_ms).encode()),)
+            return error_reply(400, "Throttling.User", "Request was denied due to user flow control.",
+                               request_id=request_id, host=host, headers=extra)
+        fault = state.faults.draw()
+        delay = state.faults.latency()
+        if delay > 0:
+            await anyio.sleep(delay)
+        if fault in BEFORE:
+            state.stats.faults[fault] += 1
+            return _fault_reply(fault, request_id, host)
+        invalid = validate_import(params)
+        if invalid is not None:
+            return error_reply(400, invalid.code, invalid.message, request_id=request_id, host=host)
+        image = state.create_image(params, request_id)
+        if fault is not None:
+            state.stats.faults[fault] += 1
+            if fault == "drop_after":
+                return Reply(0, b"", DROPPED)
+            await anyio.sleep(config.slow_seconds)
+        return import_image_reply(image, request_id)
+
+    def _inspect(self, scope: Scope) -> Reply:
+        request_id = new_request_id()
+        if not _is_loopback(scope):
+            return error_reply(403, "Forbidden", "The /_sim endpoints answer loopback clients only.",
+                               request_id=request_id, host=None)
+        route = (scope["method"], scope["path"])
+        state = self.state
+        if route == ("GET", "/_sim/stats"):
+            return json_reply(state.stats_snapshot())
+        if route == ("GET", "/_sim/images"):
+            name = dict(parse_qsl(scope["query_string"].decode("utf-8", "replace"))).get("ImageName")
+            images = state.images_snapshot(name)
+            return json_reply({"TotalCount": len(images), "Images": images})
+        if route == ("POST", "/_sim/reset"):
+            state.reset()
+            return json_reply({"Reset": True})
+        return _not_found(request_id, None)
+
+
+def _not_found(request_id: str, host: str | None) -> Reply:
+    return error_reply(404, "InvalidAction.NotFound",
+                       "Specified api is not found, please check your url and method.",
+                       request_id=request_id, host=host)
+
+
+def _fault_reply(fault: str, request_id: str, host: str | None) -> Reply:
+    if fault == "error500":
+        return error_reply(
+            500, "InternalError",
+            "The request processing has failed due to some unknown error, exception or failure.",
+            request_id=request_id, host=host,
+        )
+    if fault == "error503":
+        return error_reply(503, "ServiceUnavailable",
+                           "The request has failed due to a temporary failure of the server.",
+                           request_id=request_id, host=host)
+    if fault == "garbage":
+        return Reply(502, GARBAGE_HTML, "garbage", content_type=b"text/html")
+    return Reply(0, b"", DROPPED)
+

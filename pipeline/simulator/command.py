@@ -1,0 +1,91 @@
+"""``ens-migrate simulator``: serve the built-in ENS simulator on loopback until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from pipeline.errors import ConfigError
+from pipeline.simulator.config import SimulatorConfig, key_pair_from_env, parse_fault, parse_latency
+from pipeline.simulator.server import serve_simulator
+
+
+@click.command("simulator")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (keep it loopback).")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
+              help="TCP port; 0 picks a free one (printed on the first line).")
+@click.option("--quota", type=click.IntRange(min=0), default=0, show_default=True,
+              help="ImportImage requests per second per account; 0 = unlimited.")
+@click.option("--burst", type=click.IntRange(min=1), default=None,
+              help="Token-bucket capacity; unset = exact sliding window (never over quota in any second).")
+@click.option("--latency", default="0", show_default=True, metavar="MIN-MAX",
+              help="ImportImage service time in seconds, uniform, e.g. 0.01-0.05.")
+@click.option("--fault", "faults", multiple=True, metavar="NAME=P",
+              help="Inject a fault into ImportImage with probability P (repeatable): "
+                   "error500, error503, drop_before, drop_after, slow_after, garbage.")
+@click.option("--slow-seconds", type=click.FloatRange(min=0), default=5.0, show_default=True,
+              help="How long slow_after holds the answer.")
+@click.option("--seed", type=int, default=None, help="Seed for faults, latency and failures.")
+@click.option("--state", "state_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Keep images in this JSON file across restarts.")
+@click.option("--available-after", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Seconds an image stays Creating.")
+@click.option("--fail-fraction", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Fraction of images ending Pack_failed/Upload_failed.")
+@click.option("--deny-all", is_flag=True, help="Answer NoPermission to every ImportImage.")
+@click.option("--retry-after-ms", type=click.IntRange(min=0), default=None,
+              help="Send x-acs-retry-after (milliseconds) with Throttling.User.")
+@click.option("--clock-offset", type=float, default=0.0, show_default=True,
+              help="Seconds to skew the server clock by (tests InvalidTimeStamp.Expired).")
+def simulator(
+    host: str, port: int, quota: int, burst: int | None, latency: str, faults: tuple[str, ...],
+    slow_seconds: float, seed: int | None, state_file: Path | None, available_after: float,
+    fail_fraction: float, deny_all: bool, retry_after_ms: int | None, clock_offset: float,
+) -> None:
+    """Serve a fake ENS endpoint (ImportImage, DescribeImages, DescribeSelfImages, DeleteImage).
+
+    It checks V3 signatures like the gateway. It accepts the key pair in
+    ALIBABA_CLOUD_ACCESS_KEY_ID/ALIBABA_CLOUD_ACCESS_KEY_SECRET when both are set, else a
+    fixed development pair it prints. GET /_sim/stats and /_sim/images show what it received.
+    """
+    keys = key_pair_from_env()
+    try:
+        config = SimulatorConfig(
+            host=host, port=port, quota=quota, burst=burst, latency=parse_latency(latency),
+            faults=dict(parse_fault(f) for f in faults), seed=seed, slow_seconds=slow_seconds,
+            available_after=available_after, fail_fraction=fail_fraction, deny_all=deny_all,
+            retry_after_ms=retry_after_ms, clock_offset=clock_offset, state_file=state_file,
+            access_key_id=keys.access_key_id, access_key_secret=keys.access_key_secret,
+            security_token=keys.security_token,
+        )
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    asyncio.run(_serve(config, from_environment=keys.from_environment))
+
+
+async def _serve(config: SimulatorConfig, *, from_environment: bool) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with serve_simulator(config) as sim:
+            click.echo(f"ENS simulator listening on {sim.url}")
+            if from_environment:
+                click.echo(f"Access key: {config.access_key_id} (from ALIBABA_CLOUD_ACCESS_KEY_ID; "
+                           "the secret is the one in ALIBABA_CLOUD_ACCESS_KEY_SECRET)")
+            else:
+                click.echo(f"Access key id:     {config.access_key_id}")
+                click.echo(f"Access key secret: {config.access_key_secret}")
+                click.echo("(a fixed development pair, not a real credential; set "
+                           "ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET to choose another)")
+            click.echo(f"Seed {sim.state.seed}; stats at {sim.url}/_sim/stats; Ctrl+C to stop", nl=True)
+            sys.stdout.flush()
+            await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,150 @@
+"""SimulatorConfig: every knob of the built-in ENS simulator, validated once at construction."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+from pipeline.errors import ConfigError
+
+DEV_ACCESS_KEY_ID = "SIMULATORKEYID0001"
+"""The development AccessKeyId the simulator accepts when the environment sets none."""
+DEV_ACCESS_KEY_SECRET = "simulator-dev-secret-not-for-production"
+"""The development AccessKeySecret paired with ``DEV_ACCESS_KEY_ID``; not a real credential."""
+
+ENV_ACCESS_KEY_ID = "ALIBABA_CLOUD_ACCESS_KEY_ID"
+ENV_ACCESS_KEY_SECRET = "ALIBABA_CLOUD_ACCESS_KEY_SECRET"
+ENV_SECURITY_TOKEN = "ALIBABA_CLOUD_SECURITY_TOKEN"
+
+FAULTS: tuple[str, ...] = ("error500", "error503", "drop_before", "drop_after", "slow_after", "garbage")
+"""Fault names, each injected into ImportImage with its own probability (one draw per request)."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPair:
+    """The credentials the simulator accepts, and where they came from."""
+
+    access_key_id: str
+    access_key_secret: str
+    security_token: str | None
+    from_environment: bool
+
+
+def key_pair_from_env(environ: Mapping[str, str] | None = None) -> KeyPair:
+    """The pair from ``ALIBABA_CLOUD_ACCESS_KEY_ID``/``_SECRET`` when both are set, else the dev pair."""
+    env = os.environ if environ is None else environ
+    key_id, secret = env.get(ENV_ACCESS_KEY_ID, ""), env.get(ENV_ACCESS_KEY_SECRET, "")
+    if key_id and secret:
+        return KeyPair(key_id, secret, env.get(ENV_SECURITY_TOKEN) or None, from_environment=True)
+    return KeyPair(DEV_ACCESS_KEY_ID, DEV_ACCESS_KEY_SECRET, None, from_environment=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatorConfig:
+    """How the simulator behaves; the defaults are a fast, reliable, unlimited endpoint."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    """0 picks a free port; read the bound one from ``url``."""
+    quota: int = 0
+    """ImportImage requests per second per account; 0 = unlimited."""
+    burst: int | None = None
+    """None: exact sliding-window limiter, never more than ``quota`` accepted in any 1-second window.
+    N: token bucket of capacity N refilled at ``quota``/s, which admits up to N + quota in a second."""
+    latency: tuple[float, float] = (0.0, 0.0)
+    """ImportImage service time, uniform between min and max seconds."""
+    faults: Mapping[str, float] = field(default_factory=dict)
+    """Fault name (see ``FAULTS``) to probability; the probabilities add up to at most 1."""
+    seed: int | None = None
+    """Seeds faults, latency and failures; None draws one (reported in the stats)."""
+    slow_seconds: float = 5.0
+    """How long ``slow_after`` holds the answer after creating the image."""
+    available_after: float = 1.0
+    """Seconds an image stays ``Creating`` before its final status."""
+    fail_fraction: float = 0.0
+    """Fraction of images that end ``Pack_failed``/``Upload_failed`` instead of ``Available``."""
+    deny_all: bool = False
+    """Answer ``NoPermission`` to every ImportImage (a RAM policy missing the action)."""
+    retry_after_ms: int | None = None
+    """Send ``x-acs-retry-after`` with this many milliseconds on ``Throttling.User``."""
+    clock_offset: float = 0.0
+    """Seconds added to the server clock when checking ``x-acs-date`` (simulates skew)."""
+    state_file: Path | None = None
+    """Keep images in this JSON file across restarts (written atomically, debounced)."""
+    access_key_id: str = DEV_ACCESS_KEY_ID
+    access_key_secret: str = DEV_ACCESS_KEY_SECRET
+    security_token: str | None = None
+    """The STS token accepted in ``x-acs-security-token``; None refuses any token."""
+    max_nonces: int = 200_000
+    """Nonce memory bound; nonces are also pruned 30 minutes after use (twice the date window)."""
+    persist_interval: float = 0.5
+    """Debounce for ``state_file`` writes, in seconds."""
+
+    def __post_init__(self) -> None:
+        faults = MappingProxyType(dict(self.faults))
+        object.__setattr__(self, "faults", faults)
+        object.__setattr__(self, "latency", (float(self.latency[0]), float(self.latency[1])))
+        if self.state_file is not None:
+            object.__setattr__(self, "state_file", Path(self.state_file))
+        unknown = sorted(set(faults) - set(FAULTS))
+        if unknown:
+            raise ConfigError(f"unknown simulator fault {unknown[0]!r}: choose from {', '.join(FAULTS)}")
+        for name, p in faults.items():
+            _check_fraction(f"fault {name}", p)
+        if math.fsum(faults.values()) > 1.0 + 1e-9:
+            raise ConfigError(f"fault probabilities add up to {math.fsum(faults.values()):g}; at most 1")
+        _check_fraction("fail_fraction", self.fail_fraction)
+        low, high = self.latency
+        if not 0.0 <= low <= high:
+            raise ConfigError(f"latency {low:g}-{high:g} must be MIN-MAX seconds with 0 <= MIN <= MAX")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port {self.port} must be between 0 and 65535")
+        if self.quota < 0:
+            raise ConfigError(f"quota {self.quota} must be >= 0 (0 = unlimited)")
+        if self.burst is not None and self.burst < 1:
+            raise ConfigError(f"burst {self.burst} must be >= 1")
+        for label, value in (("slow_seconds", self.slow_seconds), ("available_after", self.available_after),
+                             ("persist_interval", self.persist_interval)):
+            if value < 0 or math.isnan(value):
+                raise ConfigError(f"{label} {value:g} must be >= 0 seconds")
+        if self.retry_after_ms is not None and self.retry_after_ms < 0:
+            raise ConfigError(f"retry_after_ms {self.retry_after_ms} must be >= 0")
+        if self.max_nonces < 1:
+            raise ConfigError(f"max_nonces {self.max_nonces} must be >= 1")
+        if not self.access_key_id or not self.access_key_secret:
+            raise ConfigError("the simulator needs a non-empty access key id and secret")
+
+    def fault(self, name: str) -> float:
+        """Probability of one fault (0 when not configured)."""
+        return self.faults.get(name, 0.0)
+
+
+def _check_fraction(label: str, value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{label} probability {value!r} must be between 0 and 1")
+
+
+def parse_latency(text: str) -> tuple[float, float]:
+    """``"0.01-0.05"`` or ``"0.02"`` (fixed) to ``(min, max)`` seconds."""
+    low, sep, high = text.strip().partition("-")
+    try:
+        values = (float(low), float(high) if sep else float(low))
+    except ValueError:
+        raise ConfigError(f"latency {text!r} must be MIN-MAX seconds, e.g. 0.01-0.05") from None
+    return values
+
+
+def parse_fault(text: str) -> tuple[str, float]:
+    """``"error500=0.1"`` to ``("error500", 0.1)``."""
+    name, sep, prob = text.partition("=")
+    name = name.strip()
+    if not sep or name not in FAULTS:
+        raise ConfigError(f"fault {text!r} must be NAME=P with NAME one of {', '.join(FAULTS)}")
+    try:
+        return name, float(prob)
+    except ValueError:
+        raise ConfigError(f"fault {text!r}: probability {prob!r} is not a number") from None
