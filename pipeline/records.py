@@ -1,0 +1,49 @@
+"""Journal record schema: event names, the schema version, and strict JSON encoding."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+RUN_START = "run.start"
+RUN_END = "run.end"
+RATE_LEARNED = "rate.learned"
+JOB_INVALID = "job.invalid"
+JOB_ATTEMPT = "job.attempt"
+JOB_ERROR = "job.error"
+"""A non-final failed attempt (retried later, or in doubt when ``ambiguous``)."""
+JOB_IMPORTED = "job.imported"
+JOB_FAILED = "job.failed"
+JOB_RECONCILED = "job.reconciled"
+"""The outcome of a name lookup for a job in doubt: ``image_id`` found, or null when absent."""
+JOB_STATUS = "job.status"
+"""A server-side import status seen while waiting (Available, Pack_failed, ...)."""
+JOB_SKIPPED = "job.skipped"
+"""A job found already present in ENS (``--skip-existing``)."""
+
+EVENTS = frozenset({
+    RUN_START, RUN_END, RATE_LEARNED, JOB_INVALID, JOB_ATTEMPT, JOB_ERROR, JOB_IMPORTED,
+    JOB_FAILED, JOB_RECONCILED, JOB_STATUS, JOB_SKIPPED,
+})
+
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def utc_now() -> str:
+    """A UTC timestamp with milliseconds, ``2026-11-27T15:40:00.123Z``."""
+    now = time.time()
+    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(now % 1 * 1000):03d}Z"
+
+
+def encode(event: str, key: str | None, fields: Mapping[str, Any], *, ts: str | None = None) -> bytes:
+    """One journal line. An unknown event or a value JSON cannot hold fails here, at write time."""
+    if event not in EVENTS:
+        raise ValueError(f"unknown journal event {event!r}")
+    record: dict[str, Any] = {"v": SCHEMA_VERSION, "ts": ts or utc_now(), "event": event, "key": key}
+    record.update(fields)
+    return (_encoder.encode(record) + "\n").encode("utf-8")

@@ -1,0 +1,147 @@
+"""Fold journal records into the latest state per job key (pure; the file I/O is journal.py's)."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline import records as r
+
+
+class JobState(enum.Enum):
+    """Where a job stands according to the journal."""
+
+    PENDING = "pending"
+    """Known, not done, and provably not created: safe to send."""
+    IN_DOUBT = "in_doubt"
+    """An attempt with no outcome (crash, timeout): look the name up before sending again."""
+    IMPORTED = "imported"
+    FAILED = "failed"
+    INVALID = "invalid"
+
+
+FINAL_STATES = frozenset({JobState.IMPORTED, JobState.FAILED})
+
+
+@dataclass(slots=True)
+class JobLedger:
+    """Everything the journal says about one job key (mutable only while folding)."""
+
+    state: JobState
+    fingerprint: str | None = None
+    attempts: int = 0
+    image_id: str | None = None
+    known_image_ids: tuple[str, ...] = ()
+    """Every ImageId ever recorded for this key; a lookup never adopts one of these for a new
+    fingerprint."""
+    code: str | None = None
+    message: str | None = None
+    http_status: int | None = None
+    request_ids: tuple[str, ...] = ()
+    source: str | None = None
+    line: int | None = None
+    params: Mapping[str, str] | None = None
+    first_ts: str | None = None
+    last_ts: str | None = None
+    image_status: str | None = None
+    import_seconds: float | None = None
+    via: str | None = None
+
+
+@dataclass(slots=True)
+class Ledger:
+    """The folded journal: per-key state, plus run-level facts."""
+
+    jobs: dict[str, JobLedger] = field(default_factory=dict)
+    learned_rate: float | None = None
+    runs: int = 0
+    records: int = 0
+
+    def apply(self, rec: Mapping[str, Any], *, keep_params: bool = False) -> None:
+        """Fold one decoded record into the state."""
+        self.records += 1
+        event = rec.get("event")
+        if event == r.RUN_START:
+            self.runs += 1
+            return
+        if event == r.RATE_LEARNED:
+            self.learned_rate = float(rec["rate"])
+            return
+        key = rec.get("key")
+        if not isinstance(key, str) or event not in r.EVENTS:
+            return
+        job = self.jobs.get(key)
+        if job is None:
+            job = self.jobs[key] = JobLedger(state=JobState.PENDING, first_ts=rec.get("ts"))
+        job.last_ts = rec.get("ts")
+        _apply_job(job, event, rec, keep_params)
+
+
+def _apply_job(job: JobLedger, event: str, rec: Mapping[str, Any], keep_params: bool) -> None:
+    if "fp" in rec:
+        job.fingerprint = rec["fp"]
+    if "source" in rec:
+        job.source, job.line = rec["source"], rec.get("line")
+    if keep_params and "params" in rec:
+        job.params = rec["params"]
+    request_id = rec.get("request_id")
+    if request_id:
+        job.request_ids = (*job.request_ids, request_id)
+    if event == r.JOB_ATTEMPT:
+        job.state = JobState.IN_DOUBT
+        job.attempts = max(job.attempts, int(rec.get("attempt", job.attempts + 1)))
+    elif event == r.JOB_ERROR:
+        job.state = JobState.IN_DOUBT if rec.get("ambiguous") else JobState.PENDING
+        _set_error(job, rec)
+    elif event in (r.JOB_IMPORTED, r.JOB_SKIPPED):
+        job.state = JobState.IMPORTED
+        _adopt(job, rec["image_id"])
+        job.via = rec.get("via", "existing" if event == r.JOB_SKIPPED else "import")
+        job.code = job.message = None
+        job.http_status = None
+        job.image_status = None
+    elif event == r.JOB_RECONCILED:
+        if rec.get("image_id"):
+            job.state = JobState.IMPORTED
+            _adopt(job, rec["image_id"])
+            job.via = "reconcile"
+        else:
+            job.state = JobState.PENDING
+    elif event == r.JOB_FAILED:
+        job.state = JobState.FAILED
+        _set_error(job, rec)
+    elif event == r.JOB_INVALID:
+        job.state = JobState.INVALID
+        job.fingerprint = None
+        job.code = "InvalidRow"
+        job.message = "; ".join(f"{p['field']}: {p['message']}" for p in rec.get("problems", ()))
+    elif event == r.JOB_STATUS:
+        job.image_status = rec.get("status")
+        if rec.get("seconds") is not None:
+            job.import_seconds = float(rec["seconds"])
+        if rec.get("failed"):
+            job.state = JobState.FAILED
+            job.code = f"Image.{rec.get('status')}"
+            job.message = f"image {job.image_id} ended {rec.get('status')} on the server"
+
+
+def _adopt(job: JobLedger, image_id: str) -> None:
+    job.image_id = image_id
+    if image_id not in job.known_image_ids:
+        job.known_image_ids = (*job.known_image_ids, image_id)
+
+
+def _set_error(job: JobLedger, rec: Mapping[str, Any]) -> None:
+    job.code = rec.get("code")
+    job.message = rec.get("message")
+    job.http_status = rec.get("status")
+
+
+def fold(decoded: Iterable[Mapping[str, Any]], *, keep_params: bool = False) -> Ledger:
+    """Fold a stream of decoded records into a ``Ledger``."""
+    ledger = Ledger()
+    for rec in decoded:
+        ledger.apply(rec, keep_params=keep_params)
+    return ledger

@@ -1,0 +1,198 @@
+"""The run: producer -> bounded stream -> N workers, one journal writer, stop control, exit code."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import anyio
+import anyio.lowlevel
+import structlog
+
+from pipeline import records as r
+from pipeline.errors import JobListError
+from pipeline.jobs import Job
+from pipeline.plan import Action, plan
+from pipeline.replay import JobLedger, Ledger
+from pipeline.rules import InvalidRow, Validated
+from pipeline.stats import RunStats, StopReason, exit_code
+from pipeline.worker import WorkerContext, process
+
+log = structlog.get_logger("ens_migrate.runner")
+
+_Item = tuple[Job, Action, JobLedger | None]
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """How a run ended."""
+
+    stats: RunStats
+    stop: StopReason | None
+    detail: str | None
+    exit_code: int
+
+
+def invalid_key(row: InvalidRow) -> str:
+    """Journal key of an invalid row: by place, so it never overwrites a valid job's state."""
+    return f"#invalid:{row.source}:{row.line}"
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """When to stop by the clock (``--max-duration`` / ``--deadline``) and how."""
+
+    stop_at: float | None = None
+    """Monotonic time to stop submitting, or None."""
+    hard: bool = False
+    """Cancel in-flight requests too (they become in doubt and are reconciled next run)."""
+
+
+class Migration:
+    """Runs one pass over the job list against ENS, journaling everything."""
+
+    def __init__(self, ctx: WorkerContext, ledger: Ledger, *, concurrency: int,
+                 retry_failed: bool, window: Window | None = None,
+                 handle_signals: bool = True,
+                 progress: Callable[[RunStats], None] | None = None,
+                 progress_interval: float = 5.0) -> None:
+        self.ctx = ctx
+        self.ledger = ledger
+        self.concurrency = concurrency
+        self.retry_failed = retry_failed
+        self.window = window or Window()
+        self.handle_signals = handle_signals
+        self.progress = progress
+        self.progress_interval = progress_interval
+        self._jobs_scope: anyio.CancelScope | None = None
+        self._list_error: JobListError | None = None
+
+    async def run(self, rows: Iterable[Validated]) -> RunOutcome:
+        """Import every job not done yet; return the outcome (the journal is flushed)."""
+        ctx = self.ctx
+        writer = ctx.journal
+        async with anyio.create_task_group() as outer:
+            outer.start_soon(writer.run)
+            await writer.append(r.RUN_START, None, {
+                "concurrency": self.concurrency, "rate": ctx.gate.aimd.ceiling,
+                "start_rate": ctx.gate.rate, "retry_failed": self.retry_failed})
+            watchers = anyio.CancelScope()
+            try:
+                async with anyio.create_task_group() as side:
+                    side.start_soon(self._watch, watchers)
+                    with anyio.CancelScope() as self._jobs_scope:
+                        await self._run_jobs(rows)
+                    watchers.cancel()
+            finally:
+                stop = ctx.control.stop_reason
+                code = exit_code(ctx.stats, stop)
+                if ctx.gate.aimd.decreases:
+                    await writer.append(r.RATE_LEARNED, None, {"rate": round(ctx.gate.rate, 3)})
+                with anyio.CancelScope(shield=True):
+                    await writer.append(r.RUN_END, None, {
+                        "stats": ctx.stats.to_json(), "stop": stop.value if stop else None,
+                        "detail": ctx.control.detail, "exit_code": code})
+                    writer.close_input()
+        if self._list_error is not None:
+            raise self._list_error
+        return RunOutcome(ctx.stats, stop, ctx.control.detail, code)
+
+    async def _watch(self, scope: anyio.CancelScope) -> None:
+        with scope:
+            async with anyio.create_task_group() as tg:
+                if self.handle_signals:
+                    tg.start_soon(self._signals)
+                if self.window.stop_at is not None:
+                    tg.start_soon(self._deadline, self.window.stop_at)
+                if self.progress is not None:
+                    tg.start_soon(self._report_progress)
+
+    async def _signals(self) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
+            async for signum in signals:
+                if signum == signal.SIGHUP:
+                    log.info("SIGHUP ignored; the run goes on")
+                    continue
+                name = signal.Signals(signum).name
+                if self.ctx.control.stopping:
+                    log.warning("second signal: aborting now; in-flight jobs will be reconciled next run",
+                                signal=name)
+                    self.abort(StopReason.ABORT, f"aborted by a second {name}")
+                    return
+                log.warning("draining: no new requests; in-flight ones finish. Signal again to abort",
+                            signal=name)
+                self.ctx.control.stop(StopReason.SIGNAL, f"stopped by {name}; run again to resume")
+
+    async def _deadline(self, stop_at: float) -> None:
+        await anyio.sleep(max(0.0, stop_at - self.ctx.clock()))
+        detail = "time window reached; run again to resume"
+        if self.window.hard:
+            log.warning("time window reached: hard cutoff, cancelling in-flight requests")
+            self.abort(StopReason.DEADLINE, detail)
+        else:
+            log.warning("time window reached: no new requests; in-flight ones finish")
+            self.ctx.control.stop(StopReason.DEADLINE, detail)
+
+    async def _report_progress(self) -> None:
+        assert self.progress is not None
+        while True:
+            await anyio.sleep(self.progress_interval)
+            self.progress(self.ctx.stats)
+
+    def abort(self, reason: StopReason, detail: str) -> None:
+        """Stop now: cancel in-flight requests (they stay in doubt in the journal)."""
+        self.ctx.control.stop(reason, detail)
+        if self._jobs_scope is not None:
+            self._jobs_scope.cancel()
+
+    async def _run_jobs(self, rows: Iterable[Validated]) -> None:
+        send, receive = anyio.create_memory_object_stream[_Item](self.concurrency)
+        async with anyio.create_task_group() as tg:
+            async with receive:
+                for _ in range(self.concurrency):
+                    tg.start_soon(self._worker, receive.clone())
+            async with send:
+                await self._produce(rows, send)
+
+    async def _produce(self, rows: Iterable[Validated],
+                       send: anyio.abc.ObjectSendStream[_Item]) -> None:
+        ctx, stats = self.ctx, self.ctx.stats
+        try:
+            for index, item in enumerate(rows):
+                if index % 512 == 0:
+                    await anyio.lowlevel.checkpoint()
+                stats.rows += 1
+                if isinstance(item, InvalidRow):
+                    stats.invalid += 1
+                    await ctx.journal.append(r.JOB_INVALID, invalid_key(item), {
+                        "source": item.source, "line": item.line, "name": item.name,
+                        "problems": [{"field": p.field, "message": p.message} for p in item.problems]})
+                    continue
+                entry = self.ledger.jobs.get(item.name)
+                action = plan(item.fingerprint, entry, retry_failed=self.retry_failed)
+                if action is Action.SKIP_DONE:
+                    stats.skipped_done += 1
+                elif action is Action.SKIP_FAILED:
+                    stats.skipped_failed += 1
+                elif ctx.control.stopping:
+                    if ctx.control.stop_reason is StopReason.ABORT:
+                        return
+                    stats.deferred += 1
+                else:
+                    stats.queued += 1
+                    await send.send((item, action, entry))
+        except JobListError as exc:
+            self._list_error = exc
+            ctx.control.stop(StopReason.INPUT, str(exc))
+
+    async def _worker(self, receive: anyio.abc.ObjectReceiveStream[_Item]) -> None:
+        ctx = self.ctx
+        async with receive:
+            async for job, action, entry in receive:
+                if ctx.control.stopping:
+                    ctx.stats.deferred += 1
+                    continue
+                await process(ctx, job, reconcile=action is Action.RECONCILE,
+                              last_attempt=entry.attempts if entry else 0,
+                              known_ids=entry.known_image_ids if entry else ())

@@ -1,0 +1,103 @@
+"""Run settings: one frozen value built once from flag > environment > config file > default."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from pipeline.errors import ConfigError
+
+ENV_PREFIX = "ENS_MIGRATE_"
+
+
+def _positive(kind: type) -> Callable[[Any], bool]:
+    def check(value: Any) -> bool:
+        right_kind = isinstance(value, kind)
+        return right_kind and bool(value > 0)
+
+    return check
+
+
+@dataclass(frozen=True, slots=True)
+class _Spec:
+    kind: type
+    check: Callable[[Any], bool]
+    rule: str
+
+
+_SPECS: dict[str, _Spec] = {
+    "region": _Spec(str, bool, "a region ID such as cn-beijing"),
+    "endpoint": _Spec(str, lambda v: True, "a URL such as https://ens.aliyuncs.com"),
+    "rate": _Spec(float, _positive(float), "a number of requests per second above 0"),
+    "concurrency": _Spec(int, lambda v: isinstance(v, int) and 1 <= v <= 1024, "a whole number 1-1024"),
+    "max_attempts": _Spec(int, lambda v: isinstance(v, int) and 1 <= v <= 100, "a whole number 1-100"),
+    "timeout": _Spec(float, _positive(float), "seconds above 0"),
+    "connect_timeout": _Spec(float, _positive(float), "seconds above 0"),
+    "max_retry_time": _Spec(float, _positive(float), "seconds above 0"),
+    "retry_max_delay": _Spec(float, _positive(float), "seconds above 0"),
+    "reconcile_delay": _Spec(float, lambda v: isinstance(v, float) and v >= 0, "seconds, 0 or more"),
+    "lookup_rate": _Spec(float, _positive(float), "lookups per second above 0"),
+    "transport": _Spec(str, lambda v: v in ("aiohttp", "httpx"), "aiohttp or httpx"),
+    "breaker_warmup": _Spec(int, lambda v: isinstance(v, int) and v >= 1, "a whole number >= 1"),
+    "breaker_ratio": _Spec(float, lambda v: isinstance(v, float) and 0 < v <= 1, "a fraction in (0, 1]"),
+    "breaker_streak": _Spec(int, lambda v: isinstance(v, int) and v >= 1, "a whole number >= 1"),
+    "log_format": _Spec(str, lambda v: v in ("console", "json"), "console or json"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    """Tunables of ``run`` that may come from a flag, ``ENS_MIGRATE_<NAME>``, or ``[run]``."""
+
+    region: str = "cn-beijing"
+    endpoint: str = ""
+    rate: float = 10.0
+    concurrency: int = 16
+    max_attempts: int = 6
+    timeout: float = 30.0
+    connect_timeout: float = 5.0
+    max_retry_time: float = 600.0
+    retry_max_delay: float = 20.0
+    reconcile_delay: float = 2.0
+    lookup_rate: float = 10.0
+    transport: str = "aiohttp"
+    breaker_warmup: int = 20
+    breaker_ratio: float = 0.5
+    breaker_streak: int = 5
+    log_format: str = "console"
+
+
+def _coerce(name: str, raw: object, origin: str) -> Any:
+    spec = _SPECS[name]
+    value: Any = raw
+    try:
+        if spec.kind is float and isinstance(raw, int | str) and not isinstance(raw, bool):
+            value = float(raw)
+        elif spec.kind is int and isinstance(raw, str):
+            value = int(raw)
+    except ValueError:
+        value = raw
+    if isinstance(value, bool) or not isinstance(value, spec.kind) or not spec.check(value):
+        raise ConfigError(f"{origin}: {name} = {raw!r} is not valid: use {spec.rule}")
+    return value
+
+
+def resolve_settings(*, flags: Mapping[str, object], env: Mapping[str, str],
+                     file_section: Mapping[str, object], file_name: str) -> RunSettings:
+    """Merge the four layers; each value is checked where it came from, so errors name the source."""
+    unknown = sorted(set(file_section) - set(_SPECS))
+    if unknown:
+        raise ConfigError(f"{file_name}: [run] has unknown key(s) {', '.join(unknown)}; "
+                          f"valid keys: {', '.join(sorted(_SPECS))}")
+    values: dict[str, Any] = {}
+    for f in fields(RunSettings):
+        name = f.name
+        env_name = ENV_PREFIX + name.upper()
+        if flags.get(name) is not None:
+            values[name] = _coerce(name, flags[name], f"--{name.replace('_', '-')}")
+        elif env.get(env_name):
+            values[name] = _coerce(name, env[env_name], f"environment {env_name}")
+        elif name in file_section:
+            values[name] = _coerce(name, file_section[name], f"{file_name} [run]")
+    return RunSettings(**values)

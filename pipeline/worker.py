@@ -1,0 +1,245 @@
+"""One job from plan to outcome: write-ahead attempt, send, classify, retry or reconcile."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import anyio
+import structlog
+
+from pipeline import records as r
+from pipeline.breaker import CircuitBreaker
+from pipeline.classify import Disposition, classify
+from pipeline.errors import ApiError, EnsError
+from pipeline.jobs import Job
+from pipeline.journal import JournalWriter
+from pipeline.limits import Clock, Lookup, RateGate, Sleep
+from pipeline.retry import RetryBudget, RetryPolicy
+from pipeline.stats import RunStats, StopReason
+
+log = structlog.get_logger("ens_migrate.worker")
+
+
+class Imported(Protocol):
+    """What ImportImage returns."""
+
+    @property
+    def image_id(self) -> str: ...
+    @property
+    def request_id(self) -> str: ...
+
+
+class FoundImage(Protocol):
+    """An image found by name."""
+
+    @property
+    def image_id(self) -> str: ...
+
+
+class ImageApi(Protocol):
+    """The two calls the worker needs (``pipeline.client.EnsClient`` has them)."""
+
+    async def import_image(self, params: Mapping[str, str]) -> Imported: ...
+    async def find_images_by_name(self, name: str) -> Sequence[FoundImage]: ...
+
+
+class Control:
+    """Shared stop flag: set once, read by the producer and every worker before a new send."""
+
+    def __init__(self) -> None:
+        self.stop_reason: StopReason | None = None
+        self.detail: str | None = None
+        self._stopped = anyio.Event()
+
+    @property
+    def stopping(self) -> bool:
+        """True once the run should stop submitting."""
+        return self.stop_reason is not None
+
+    def stop(self, reason: StopReason, detail: str | None = None) -> None:
+        """Ask everyone to stop submitting; the first reason wins (abort always wins)."""
+        if self.stop_reason is None or reason is StopReason.ABORT:
+            self.stop_reason = reason
+            self.detail = detail
+        self._stopped.set()
+
+    async def wait(self, seconds: float) -> None:
+        """Sleep ``seconds``, waking early when the run is asked to stop (drain stays prompt)."""
+        with anyio.move_on_after(seconds):
+            await self._stopped.wait()
+
+
+@dataclass(slots=True)
+class WorkerContext:
+    """Everything the workers share; built once per run."""
+
+    api: ImageApi
+    journal: JournalWriter
+    gate: RateGate
+    lookup: Lookup
+    policy: RetryPolicy
+    budget: RetryBudget
+    breaker: CircuitBreaker
+    stats: RunStats
+    control: Control
+    clock: Clock
+    sleep: Sleep
+    reconcile_delay: float = 1.0
+    lookup_attempts: int = 5
+    rand: Callable[[], float] = field(default_factory=lambda: random.random)
+    on_progress: Callable[[], None] | None = None
+
+
+def _error_fields(exc: EnsError) -> dict[str, Any]:
+    fields: dict[str, Any] = {"code": getattr(exc, "code", type(exc).__name__),
+                              "status": getattr(exc, "status", None)}
+    if isinstance(exc, ApiError):
+        fields["message"] = exc.message
+        fields["request_id"] = exc.request_id
+    else:
+        fields["message"] = str(exc)
+    return fields
+
+
+async def process(ctx: WorkerContext, job: Job, *, reconcile: bool, last_attempt: int,
+                  known_ids: tuple[str, ...]) -> None:
+    """Carry one job to an outcome (or leave it pending/in doubt when the run stops)."""
+    if reconcile:
+        found = await _reconcile(ctx, job, known_ids)
+        if found is None:
+            ctx.stats.in_doubt += 1
+            return
+        if found:
+            ctx.breaker.record_success()
+            return
+    await _send(ctx, job, last_attempt, known_ids)
+
+
+async def _send(ctx: WorkerContext, job: Job, seq: int, known_ids: tuple[str, ...]) -> None:
+    stats, key = ctx.stats, job.name
+    started = ctx.clock()
+    tries = 0
+    resigned = False
+    first = True
+    while True:
+        if ctx.control.stopping:
+            stats.deferred += 1
+            return
+        seq += 1
+        attempt: dict[str, Any] = {"fp": job.fingerprint, "attempt": seq}
+        if first:
+            attempt.update(source=job.source, line=job.line, params=job.query())
+            ctx.budget.record_first_attempt()
+        await ctx.journal.append_durable(r.JOB_ATTEMPT, key, attempt)
+        epoch = await ctx.gate.acquire()
+        if ctx.control.stop_reason is StopReason.ABORT:
+            stats.in_doubt += 1
+            return
+        first = False
+        stats.requests += 1
+        stats.in_flight += 1
+        try:
+            result = await ctx.api.import_image(job.query())
+        except EnsError as exc:
+            stats.in_flight -= 1
+            disposition = classify(exc)
+            fields = _error_fields(exc)
+            fields.update(fp=job.fingerprint, attempt=seq)
+            if disposition is Disposition.THROTTLED:
+                stats.throttled += 1
+                retry_after = exc.retry_after if isinstance(exc, ApiError) else None
+                ctx.gate.on_throttle(epoch, retry_after)
+                await ctx.journal.append(r.JOB_ERROR, key, {**fields, "ambiguous": False, "throttled": True})
+                wait = ctx.policy.delay(attempts=tries, elapsed=ctx.clock() - started, rand=ctx.rand(),
+                                        retry_after=retry_after, throttled=True)
+                if wait is None:
+                    await _fail(ctx, job, fields, "gave up: throttled for longer than the per-job time cap")
+                    return
+                await ctx.sleep(min(wait, retry_after or 0.0))
+                continue
+            if disposition is Disposition.RESIGN and not resigned:
+                resigned = True
+                await ctx.journal.append(r.JOB_ERROR, key, {**fields, "ambiguous": False})
+                continue
+            if disposition in (Disposition.PERMANENT, Disposition.RESIGN):
+                await _fail(ctx, job, fields, None)
+                return
+            tries += 1
+            ambiguous = disposition is Disposition.AMBIGUOUS
+            await ctx.journal.append(r.JOB_ERROR, key, {**fields, "ambiguous": ambiguous})
+            log.info("attempt failed", job=key, attempt=seq, code=fields["code"],
+                     request_id=fields.get("request_id"), ambiguous=ambiguous)
+            if ambiguous:
+                await ctx.sleep(ctx.reconcile_delay)
+                found = await _reconcile(ctx, job, known_ids)
+                if found is None:
+                    stats.in_doubt += 1
+                    return
+                if found:
+                    ctx.breaker.record_success()
+                    return
+            wait = ctx.policy.delay(attempts=tries, elapsed=ctx.clock() - started, rand=ctx.rand())
+            if wait is None:
+                await _fail(ctx, job, fields, f"gave up after {tries} attempts")
+                return
+            if not ctx.budget.try_spend():
+                ctx.control.stop(StopReason.RETRY_BUDGET,
+                                 f"run-wide retry budget spent ({ctx.budget.spent} retries); the service "
+                                 f"looks unhealthy (last: {fields['code']}); run again later to resume")
+                stats.deferred += 1
+                return
+            stats.retries += 1
+            await ctx.sleep(wait)
+            continue
+        stats.in_flight -= 1
+        ctx.gate.on_success()
+        await ctx.journal.append(r.JOB_IMPORTED, key, {
+            "fp": job.fingerprint, "attempt": seq, "image_id": result.image_id,
+            "request_id": result.request_id, "via": "import"})
+        stats.imported += 1
+        ctx.breaker.record_success()
+        return
+
+
+async def _fail(ctx: WorkerContext, job: Job, fields: dict[str, Any], why: str | None) -> None:
+    if why:
+        fields = {**fields, "reason": why}
+    await ctx.journal.append(r.JOB_FAILED, job.name, fields)
+    ctx.stats.failed += 1
+    log.warning("job failed", job=job.name, location=job.location, code=fields["code"],
+                message=fields.get("message"), request_id=fields.get("request_id"))
+    tripped = ctx.breaker.record_failure(str(fields["code"]))
+    if tripped:
+        ctx.control.stop(StopReason.BREAKER, tripped)
+
+
+async def _reconcile(ctx: WorkerContext, job: Job, known_ids: tuple[str, ...]) -> bool | None:
+    """Look the name up: True adopted, False provably absent, None could not tell."""
+    for attempt in range(ctx.lookup_attempts):
+        await ctx.lookup.limiter.acquire()
+        ctx.stats.lookups += 1
+        try:
+            images = await ctx.api.find_images_by_name(job.name)
+        except EnsError as exc:
+            disposition = classify(exc)
+            log.info("lookup failed", job=job.name, code=getattr(exc, "code", None), try_=attempt + 1)
+            if disposition is Disposition.PERMANENT:
+                return None
+            await ctx.sleep(ctx.policy.delay(attempts=attempt + 1, elapsed=0.0, rand=ctx.rand()) or 0.5)
+            continue
+        fresh = [im.image_id for im in images if im.image_id not in known_ids]
+        if fresh:
+            if len(fresh) > 1:
+                log.warning("several images carry this name", job=job.name, image_ids=fresh)
+            await ctx.journal.append(r.JOB_RECONCILED, job.name,
+                                     {"fp": job.fingerprint, "image_id": fresh[0]})
+            ctx.stats.adopted += 1
+            return True
+        await ctx.journal.append(r.JOB_RECONCILED, job.name, {"fp": job.fingerprint, "image_id": None})
+        return False
+    return None
+
+
