@@ -41,6 +41,11 @@ class ConfigError(UsageError):
 class CredentialsError(ConfigError):
     """No usable Alibaba Cloud credentials were found."""
 
+    def __init__(self, message: str, *, tried: tuple[str, ...] = ()) -> None:
+        self.tried = tried
+        """What the credentials chain looked at, in order, and why each was passed over."""
+        super().__init__(message)
+
 
 class JobListError(EnsMigrateError):
     """The job list file itself is unreadable: encoding, header, JSON syntax."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -70,6 +71,11 @@ def format_date(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def format_timestamp(seconds: float) -> str:
+    """``x-acs-date`` from POSIX seconds (what ``time.time`` gives); cheaper than a datetime."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
 @dataclass(frozen=True, slots=True)
 class SignedRequest:
     """What to put on the wire: the encoded query string and every header, Authorization included."""
@@ -91,12 +97,16 @@ def sign_request(
     nonce: str,
     body: bytes = b"",
     version: str = API_VERSION,
+    content_type: str | None = None,
     extra_headers: Mapping[str, str] | None = None,
 ) -> SignedRequest:
-    """Build the headers of an RPC-style V3 request; every header we send is signed.
+    """Build the signed headers of an RPC-style V3 request.
 
-    The returned ``query`` is already the canonical (RFC 3986) encoding and is sent verbatim,
-    so what ENS decodes is exactly what was signed.
+    Signed: ``host``, every ``x-acs-*`` (the STS pair ``x-acs-security-token`` and
+    ``x-acs-accesskey-id`` included when there is a token), ``content-type`` when there is one,
+    and ``extra_headers``. Headers added afterwards (``accept``, ``user-agent``) travel unsigned,
+    which the gateway allows. The returned ``query`` is already the canonical (RFC 3986)
+    encoding; send it verbatim so what ENS decodes is exactly what was signed.
     """
     hashed = payload_hash(body)
     headers: dict[str, str] = {
@@ -110,6 +120,8 @@ def sign_request(
     if security_token:
         headers["x-acs-security-token"] = security_token
         headers["x-acs-accesskey-id"] = access_key_id
+    if content_type:
+        headers["content-type"] = content_type
     if extra_headers:
         headers.update({k.lower(): v for k, v in extra_headers.items()})
     signed = sorted(headers)

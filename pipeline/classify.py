@@ -1,0 +1,54 @@
+"""What a failed ENS call means for the next step: one pure table (ens-api.md §5.4)."""
+
+from __future__ import annotations
+
+import enum
+
+from pipeline.errors import ApiError, Delivery, EnsError
+
+RETRY_CODES: frozenset[str] = frozenset({"ServiceUnavailable", "InternalError", "UnknownError"})
+RESIGN_CODES: frozenset[str] = frozenset({"SignatureNonceUsed", "InvalidTimeStamp.Expired"})
+SYSTEMIC_CODES: frozenset[str] = frozenset(
+    {"NoPermission", "SignatureDoesNotMatch", "IncompleteSignature", "InvalidTimeStamp.Expired"}
+)
+SYSTEMIC_PREFIXES: tuple[str, ...] = ("Forbidden", "InvalidAccessKeyId", "InvalidSecurityToken")
+
+
+class Disposition(enum.Enum):
+    """What to do after a failed call."""
+
+    THROTTLED = "throttled"
+    """Quota exceeded: slow the whole run down, then retry (honour ``retry_after``)."""
+    RETRY = "retry"
+    """Transient and provably harmless to resend: back off and retry."""
+    RESIGN = "resign"
+    """Rejected for its date or nonce: re-sign (fresh date and nonce) and retry once."""
+    AMBIGUOUS = "ambiguous"
+    """The request may have been processed: reconcile (look the image up) before any resend."""
+    PERMANENT = "permanent"
+    """Resending the same request cannot succeed: record the failure."""
+
+
+def classify(error: EnsError) -> Disposition:
+    """Map an error from the client onto what to do next."""
+    if isinstance(error, ApiError):
+        code = error.code
+        if code.startswith("Throttling") or code == "Rejected.Throttling":
+            return Disposition.THROTTLED
+        if code in RESIGN_CODES:
+            return Disposition.RESIGN
+        if code in RETRY_CODES or error.status >= 500:
+            return Disposition.RETRY
+        return Disposition.PERMANENT
+    if error.delivery is Delivery.MAYBE_SENT:
+        return Disposition.AMBIGUOUS
+    if error.delivery is Delivery.NOT_SENT:
+        return Disposition.RETRY
+    # An answer we cannot read that is not 5xx (a proxy's 4xx page): resending will not help.
+    return Disposition.PERMANENT
+
+
+def is_systemic(code: str) -> bool:
+    """True for codes that fail every request alike (credentials, permissions, clock): a run
+    seeing them should stop early instead of failing each job in turn."""
+    return code in SYSTEMIC_CODES or code.startswith(SYSTEMIC_PREFIXES)

@@ -1,0 +1,95 @@
+"""Error classification: the table of ens-api.md §5.2/§5.4 as one pure function."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.classify import Disposition, classify, is_systemic
+from pipeline.errors import ApiError, BadResponse, Delivery, TransportError
+
+D = Disposition
+
+# (code, HTTP status, disposition): every row of ens-api.md §5.2 plus the ENS image codes of §1.5.
+API_CODES: list[tuple[str, int, Disposition]] = [
+    ("Throttling", 400, D.THROTTLED),
+    ("Throttling.User", 400, D.THROTTLED),
+    ("Throttling.Api", 400, D.THROTTLED),
+    ("Throttling.Concurrency", 400, D.THROTTLED),
+    ("Rejected.Throttling", 400, D.THROTTLED),
+    ("ServiceUnavailable", 503, D.RETRY),
+    ("InternalError", 500, D.RETRY),
+    ("UnknownError", 500, D.RETRY),
+    ("SomethingNew", 502, D.RETRY),
+    ("SignatureDoesNotMatch", 400, D.PERMANENT),
+    ("SignatureDoesNotMatch", 403, D.PERMANENT),
+    ("IncompleteSignature", 400, D.PERMANENT),
+    ("InvalidAccessKeyId.NotFound", 404, D.PERMANENT),
+    ("InvalidAccessKeyId.Inactive", 400, D.PERMANENT),
+    ("SignatureNonceUsed", 400, D.RESIGN),
+    ("InvalidTimeStamp.Expired", 400, D.RESIGN),
+    ("InvalidTimeStamp.Format", 400, D.PERMANENT),
+    ("MissingParameter", 400, D.PERMANENT),
+    ("MissingImageName", 400, D.PERMANENT),
+    ("InvalidParameter", 400, D.PERMANENT),
+    ("InvalidImageName", 400, D.PERMANENT),
+    ("InvalidParameter.ImageName", 400, D.PERMANENT),
+    ("InvalidApi.NotFound", 404, D.PERMANENT),
+    ("InvalidAction.NotFound", 404, D.PERMANENT),
+    ("Forbidden.RAM", 403, D.PERMANENT),
+    ("Forbidden", 403, D.PERMANENT),
+    ("Forbidden.RiskControl", 403, D.PERMANENT),
+    ("Forbidden.UserVerification", 403, D.PERMANENT),
+    ("NoPermission", 400, D.PERMANENT),
+    ("NoPermission", 403, D.PERMANENT),
+    ("InvalidSecurityToken.Expired", 400, D.PERMANENT),
+    ("IncorrectStatus.Image", 400, D.PERMANENT),
+]
+
+
+@pytest.mark.parametrize(("code", "status", "expected"), API_CODES)
+def test_api_error_codes(code: str, status: int, expected: Disposition) -> None:
+    """Each published code maps to its disposition."""
+    assert classify(ApiError(code=code, message="m", status=status)) is expected
+
+
+def test_not_sent_transport_error_is_retried() -> None:
+    """A request that never left (connect refused, DNS) is safe to resend."""
+    assert classify(TransportError("refused", delivery=Delivery.NOT_SENT)) is D.RETRY
+
+
+def test_maybe_sent_transport_error_is_ambiguous() -> None:
+    """A read timeout or a reset after sending must be reconciled before any resend."""
+    assert classify(TransportError("read timeout", delivery=Delivery.MAYBE_SENT)) is D.AMBIGUOUS
+
+
+@pytest.mark.parametrize("status", [200, 500, 502, 503, 504])
+def test_unreadable_answer_that_may_have_been_processed_is_ambiguous(status: int) -> None:
+    """A non-JSON 5xx (a gateway page) or 200 may hide a created image: reconcile."""
+    error = BadResponse(status=status, body_start="<html>", delivery=Delivery.MAYBE_SENT)
+    assert classify(error) is D.AMBIGUOUS
+
+
+@pytest.mark.parametrize("status", [400, 403, 404, 413])
+def test_unreadable_4xx_is_permanent(status: int) -> None:
+    """A non-JSON 4xx (a proxy refusing us) does not become right by resending."""
+    error = BadResponse(status=status, body_start="<html>", delivery=Delivery.ANSWERED)
+    assert classify(error) is D.PERMANENT
+
+
+@pytest.mark.parametrize("code", [
+    "NoPermission", "Forbidden", "Forbidden.RAM", "InvalidAccessKeyId.NotFound",
+    "InvalidAccessKeyId.Inactive", "SignatureDoesNotMatch", "IncompleteSignature",
+    "InvalidTimeStamp.Expired", "InvalidSecurityToken.Expired", "InvalidSecurityToken.Malformed",
+])
+def test_systemic_codes(code: str) -> None:
+    """Credential, permission and clock codes fail every request alike: systemic."""
+    assert is_systemic(code)
+
+
+@pytest.mark.parametrize("code", [
+    "InvalidParameter", "InvalidParameter.ImageName", "MissingParameter", "Throttling.User",
+    "InternalError", "SignatureNonceUsed", "IncorrectStatus.Image", "Transport.MaybeSent", "HTTP502",
+])
+def test_job_specific_codes_are_not_systemic(code: str) -> None:
+    """Codes about one request's content or transient state do not trip the breaker."""
+    assert not is_systemic(code)

@@ -1,0 +1,183 @@
+"""The credentials chain: environment, aliyun CLI profile, credentials.ini, in the SDK's order."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline.credentials import Credentials, resolve_credentials
+from pipeline.errors import CredentialsError
+
+SECRET = "SuperSecretValue0123456789"
+TOKEN = "StsTokenValueXYZ"
+KEY_ID = "LTAI5tAbCdEfGh1234"
+ENV = {"ALIBABA_CLOUD_ACCESS_KEY_ID": KEY_ID, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": SECRET}
+
+
+def write_cli_config(home: Path, profiles: list[dict[str, str]], current: str = "default") -> Path:
+    path = home / ".aliyun" / "config.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"current": current, "profiles": profiles}), encoding="utf-8")
+    return path
+
+
+def write_ini(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def ak_profile(name: str, key_id: str = KEY_ID, secret: str = SECRET) -> dict[str, str]:
+    return {"name": name, "mode": "AK", "access_key_id": key_id, "access_key_secret": secret}
+
+
+def test_environment_pair(tmp_path: Path) -> None:
+    """ALIBABA_CLOUD_ACCESS_KEY_ID and _SECRET give static credentials."""
+    creds = resolve_credentials(ENV, tmp_path)
+    assert (creds.access_key_id, creds.access_key_secret, creds.security_token) == (KEY_ID, SECRET, None)
+    assert creds.source == "environment"
+
+
+def test_environment_security_token(tmp_path: Path) -> None:
+    """ALIBABA_CLOUD_SECURITY_TOKEN joins the environment pair as an STS token."""
+    creds = resolve_credentials({**ENV, "ALIBABA_CLOUD_SECURITY_TOKEN": TOKEN}, tmp_path)
+    assert creds.security_token == TOKEN
+
+
+def test_environment_wins_over_files(tmp_path: Path) -> None:
+    """The environment comes first in the chain, before the CLI profile and the INI file."""
+    write_cli_config(tmp_path, [ak_profile("default", "LTAIfromCliFile99")])
+    write_ini(tmp_path / ".alibabacloud" / "credentials.ini",
+              "[default]\ntype = access_key\naccess_key_id = LTAIfromIniFile99\naccess_key_secret = x\n")
+    assert resolve_credentials(ENV, tmp_path).access_key_id == KEY_ID
+
+
+def test_half_set_environment_falls_through(tmp_path: Path) -> None:
+    """An id without a secret is not used; the chain goes on to the files."""
+    write_cli_config(tmp_path, [ak_profile("default")])
+    creds = resolve_credentials({"ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAIonlyTheId000"}, tmp_path)
+    assert creds.access_key_id == KEY_ID
+
+
+def test_cli_profile_current(tmp_path: Path) -> None:
+    """~/.aliyun/config.json's ``current`` profile in AK mode is used."""
+    write_cli_config(tmp_path, [ak_profile("other", "LTAIotherProfile1"), ak_profile("default")])
+    creds = resolve_credentials({}, tmp_path)
+    assert creds.access_key_id == KEY_ID
+    assert "'default'" in creds.source
+
+
+def test_cli_profile_switch(tmp_path: Path) -> None:
+    """ALIBABA_CLOUD_PROFILE picks the CLI profile instead of ``current``."""
+    write_cli_config(tmp_path, [ak_profile("default"), ak_profile("prod", "LTAIprodProfile12")])
+    creds = resolve_credentials({"ALIBABA_CLOUD_PROFILE": "prod"}, tmp_path)
+    assert creds.access_key_id == "LTAIprodProfile12"
+
+
+def test_cli_profile_sts_token(tmp_path: Path) -> None:
+    """A StsToken profile gives its sts_token as the security token."""
+    write_cli_config(tmp_path, [{**ak_profile("default"), "mode": "StsToken", "sts_token": TOKEN}])
+    assert resolve_credentials({}, tmp_path).security_token == TOKEN
+
+
+def test_cli_profile_unsupported_mode(tmp_path: Path) -> None:
+    """A profile in another mode is a clear error naming the mode, not a silent fall-through."""
+    write_cli_config(tmp_path, [{"name": "default", "mode": "RamRoleArn", "access_key_id": KEY_ID,
+                                 "access_key_secret": SECRET, "ram_role_arn": "acs:ram::1:role/x"}])
+    write_ini(tmp_path / ".alibabacloud" / "credentials.ini",
+              "[default]\ntype = access_key\naccess_key_id = LTAIfromIniFile99\naccess_key_secret = x\n")
+    with pytest.raises(CredentialsError, match="mode 'RamRoleArn' is not supported yet") as info:
+        resolve_credentials({}, tmp_path)
+    assert info.value.exit_code == 2
+    assert SECRET not in str(info.value)
+
+
+def test_cli_profile_disabled(tmp_path: Path) -> None:
+    """ALIBABA_CLOUD_CLI_PROFILE_DISABLED=true skips the CLI file even when it is usable."""
+    write_cli_config(tmp_path, [ak_profile("default")])
+    write_ini(tmp_path / ".alibabacloud" / "credentials.ini",
+              "[default]\ntype = access_key\naccess_key_id = LTAIfromIniFile99\naccess_key_secret = x\n")
+    creds = resolve_credentials({"ALIBABA_CLOUD_CLI_PROFILE_DISABLED": "TRUE"}, tmp_path)
+    assert creds.access_key_id == "LTAIfromIniFile99"
+
+
+def test_ini_default_section_with_inline_comments(tmp_path: Path) -> None:
+    """~/.alibabacloud/credentials.ini [default] with type access_key; values end at ``#``."""
+    write_ini(tmp_path / ".alibabacloud" / "credentials.ini",
+              f"[default]\ntype = access_key  # static\naccess_key_id = {KEY_ID} # mine\n"
+              f"access_key_secret = {SECRET}#comment\n")
+    creds = resolve_credentials({}, tmp_path)
+    assert (creds.access_key_id, creds.access_key_secret) == (KEY_ID, SECRET)
+
+
+def test_ini_file_and_section_from_environment(tmp_path: Path) -> None:
+    """ALIBABA_CLOUD_CREDENTIALS_FILE names the file and ALIBABA_CLOUD_PROFILE the section."""
+    path = write_ini(tmp_path / "elsewhere.ini",
+                     "[default]\ntype = access_key\naccess_key_id = LTAIdefaultSect1\naccess_key_secret = a\n"
+                     "[ci]\ntype = access_key\naccess_key_id = LTAIciSection1234\naccess_key_secret = b%c\n")
+    creds = resolve_credentials(
+        {"ALIBABA_CLOUD_CREDENTIALS_FILE": str(path), "ALIBABA_CLOUD_PROFILE": "ci"}, tmp_path
+    )
+    assert (creds.access_key_id, creds.access_key_secret) == ("LTAIciSection1234", "b%c")
+
+
+def test_ini_unsupported_type(tmp_path: Path) -> None:
+    """An INI section of another type is a clear error naming the type."""
+    write_ini(tmp_path / ".alibabacloud" / "credentials.ini",
+              "[default]\ntype = ecs_ram_role\nrole_name = r\n")
+    with pytest.raises(CredentialsError, match="type 'ecs_ram_role' is not supported yet"):
+        resolve_credentials({}, tmp_path)
+
+
+def test_nothing_found_lists_what_was_tried(tmp_path: Path) -> None:
+    """With no source at all, the error says what was tried and how to fix it (exit 2)."""
+    with pytest.raises(CredentialsError) as info:
+        resolve_credentials({}, tmp_path)
+    error = info.value
+    assert error.exit_code == 2
+    assert len(error.tried) == 3
+    assert str(tmp_path / ".aliyun" / "config.json") in str(error)
+    assert str(tmp_path / ".alibabacloud" / "credentials.ini") in str(error)
+    assert "ALIBABA_CLOUD_ACCESS_KEY_ID" in str(error)
+
+
+def test_missing_named_profile_is_reported(tmp_path: Path) -> None:
+    """A profile name that the CLI file does not have is passed over and reported."""
+    write_cli_config(tmp_path, [ak_profile("default")])
+    with pytest.raises(CredentialsError, match="no profile named 'nope'"):
+        resolve_credentials({"ALIBABA_CLOUD_PROFILE": "nope"}, tmp_path)
+
+
+def test_broken_cli_file_is_passed_over(tmp_path: Path) -> None:
+    """A CLI config that is not JSON is skipped (as the SDK does) and named in the error."""
+    (tmp_path / ".aliyun").mkdir()
+    (tmp_path / ".aliyun" / "config.json").write_text(f'{{"secret": "{SECRET}",', encoding="utf-8")
+    with pytest.raises(CredentialsError, match="unreadable") as info:
+        resolve_credentials({}, tmp_path)
+    assert SECRET not in str(info.value)
+
+
+def test_oidc_environment_is_not_silently_skipped(tmp_path: Path) -> None:
+    """OIDC role variables (the SDK's second link) give a clear not-supported error."""
+    env = {"ALIBABA_CLOUD_ROLE_ARN": "acs:ram::1:role/r", "ALIBABA_CLOUD_OIDC_PROVIDER_ARN": "p",
+           "ALIBABA_CLOUD_OIDC_TOKEN_FILE": "/var/run/token"}
+    with pytest.raises(CredentialsError, match="OIDC"):
+        resolve_credentials(env, tmp_path)
+
+
+def test_repr_and_str_hide_the_secrets() -> None:
+    """repr/str/format never show the secret or token, and the key id only masked."""
+    creds = Credentials(KEY_ID, SECRET, TOKEN, "environment")
+    for text in (repr(creds), str(creds), f"{creds}", f"{creds!r}"):
+        assert SECRET not in text
+        assert TOKEN not in text
+        assert KEY_ID not in text
+        assert "LTAI****1234" in text
+
+
+def test_masked_id() -> None:
+    """masked_id keeps four characters at each end; a short id is fully hidden."""
+    assert Credentials("LTAI5tAbCdEfabcd", "s").masked_id == "LTAI****abcd"
+    assert Credentials("short", "s").masked_id == "****"
