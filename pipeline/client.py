@@ -63,7 +63,8 @@ class EnsClient:
     the request may have been processed; ``pipeline.classify`` decides what happens next.
     """
 
-    __slots__ = ("_base", "_clock", "_credentials", "_host", "_http", "_nonce", "_user_agent")
+    __slots__ = ("_base", "_clock", "_credentials", "_extensions", "_host", "_http", "_nonce",
+                 "_user_agent")
 
     def __init__(
         self,
@@ -82,6 +83,7 @@ class EnsClient:
         self._clock = clock
         self._nonce = nonce
         self._user_agent = user_agent
+        self._extensions = {"timeout": http.timeout.as_dict()}
 
     async def import_image(self, params: Mapping[str, str]) -> ImportResult:
         """Call ImportImage with wire-ready parameters (``Job.query()``)."""
@@ -160,7 +162,9 @@ class EnsClient:
         headers["user-agent"] = self._user_agent
         # httpx keeps an already-encoded query as is; the aiohttp transport below does too.
         url = f"{self._base}?{signed.query}" if signed.query else self._base
-        request = self._http.build_request("POST", url, headers=headers)
+        # Built directly, not with build_request: the client's default headers, params and
+        # cookies are not wanted, and merging them costs CPU on every call; its timeout is kept.
+        request = httpx.Request("POST", url, headers=headers, extensions=self._extensions)
         try:
             response = await self._http.send(request)
         except (httpx.HTTPError, aiohttp.ClientError, OSError) as exc:
@@ -276,6 +280,8 @@ class VerbatimAiohttpTransport(AiohttpTransport):
                 url=yarl.URL(str(request.url), encoded=True),
                 headers=request.headers,
                 data=request.content or None,
+                # httpx's headers are the whole truth: no unsigned Content-Type for an empty body.
+                skip_auto_headers=("Content-Type",),
                 allow_redirects=False,
                 auto_decompress=False,
                 compress=False,

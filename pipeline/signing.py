@@ -20,9 +20,13 @@ EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
 API_VERSION = "2017-11-10"
 
 
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
+
+
 def percent_encode(value: str) -> str:
     """RFC 3986 encoding: unreserved ``A-Za-z0-9-_.~`` kept, all else ``%XX`` (space ``%20``)."""
-    return quote(value, safe="~")
+    # Most values (ens_vm, linux, qcow2, names) need no escaping; skip quote()'s work for them.
+    return value if _UNRESERVED.issuperset(value) else quote(value, safe="~")
 
 
 def canonical_query(params: Iterable[tuple[str, str]]) -> str:

@@ -16,15 +16,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
+import aiohttp
 import httpx
 import pytest
+from aiohttp.client_reqrep import ConnectionKey
 from alibabacloud_ens20171110 import models as sdk_models
 from alibabacloud_ens20171110.client import Client as SdkClient
 from alibabacloud_tea_openapi.utils_models import Config as SdkConfig
 
 from pipeline import signing
 from pipeline.classify import Disposition, classify
-from pipeline.client import EnsClient, ImportResult, make_http_client
+from pipeline.client import EnsClient, ImportResult, make_http_client, transport_error
 from pipeline.credentials import Credentials
 from pipeline.endpoint import Endpoint, parse_endpoint
 from pipeline.errors import ApiError, BadResponse, Delivery, TransportError
@@ -171,7 +173,7 @@ def capture() -> Iterator[Captured]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     state.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
     thread.start()
     yield state
     server.shutdown()
@@ -220,6 +222,7 @@ async def test_same_request_as_the_official_sdk(
     sdk_acs = {h for h in sdk_auth.signed_headers if h.startswith("x-acs-")} - {"x-acs-credentials-provider"}
     assert {h for h in auth.signed_headers if h != "host"} == sdk_acs
     assert (method, body) == ("POST", b"")
+    assert "content-type" not in headers
     assert verify(method, path, headers, body, SECRET)
 
 
@@ -371,6 +374,22 @@ async def test_pool_exhausted_was_not_sent(transport: Any) -> None:
             busy.cancel()
             await asyncio.gather(busy, return_exceptions=True)
     assert info.value.delivery is Delivery.NOT_SENT
+
+
+@pytest.mark.parametrize(("cause", "delivery"), [
+    (aiohttp.ServerDisconnectedError(), Delivery.MAYBE_SENT),
+    (aiohttp.ClientOSError(104, "Connection reset by peer"), Delivery.MAYBE_SENT),
+    (aiohttp.ConnectionTimeoutError("pool"), Delivery.NOT_SENT),
+    (aiohttp.ClientConnectorDNSError(
+        ConnectionKey("ens.invalid", 443, True, True, None, None, None), OSError(-2, "unknown name")),
+     Delivery.NOT_SENT),
+])
+def test_aiohttp_cause_decides_over_its_httpx_mapping(cause: Exception, delivery: Delivery) -> None:
+    """httpx_aiohttp raises httpx.ConnectTimeout for any aiohttp connection error, even a
+    disconnect after sending; the aiohttp cause decides whether the request may have arrived."""
+    mapped = httpx.ConnectTimeout(str(cause))
+    mapped.__cause__ = cause
+    assert transport_error(mapped, "ImportImage to h").delivery is delivery
 
 
 # --- image lookups ---------------------------------------------------------------------------
