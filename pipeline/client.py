@@ -214,8 +214,10 @@ def transport_error(exc: BaseException, context: str) -> TransportError:
     elif isinstance(exc, aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError):
         what, delivery = "invalid URL", Delivery.NOT_SENT
     elif isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.ProxyError
-                    | httpx.UnsupportedProtocol | httpx.LocalProtocolError):
+                    | httpx.UnsupportedProtocol):
         what, delivery = "could not connect", Delivery.NOT_SENT
+    elif isinstance(exc, httpx.LocalProtocolError):
+        what, delivery = "request refused by the HTTP library before sending", Delivery.NOT_SENT
     elif isinstance(exc, httpx.PoolTimeout):
         what, delivery = "no free connection in the pool", Delivery.NOT_SENT
     elif isinstance(exc, httpx.TimeoutException | TimeoutError):
