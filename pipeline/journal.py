@@ -31,6 +31,7 @@ def acquire_lock(path: Path) -> int:
     """Take the journal's exclusive lock (``fcntl.flock``) and write our PID; return the fd."""
     lpath = lock_path(path)
     try:
+        lpath.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(lpath, os.O_RDWR | os.O_CREAT, _FILE_MODE)
     except OSError as exc:
         raise JournalError(f"cannot create the journal lock {lpath}: {exc.strerror}; "

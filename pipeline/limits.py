@@ -93,7 +93,8 @@ class AimdRate:
         target = self.rate * cfg.decrease
         if accepted_last_second > 0:
             target = min(target, accepted_last_second * cfg.headroom)
-        self.rate = max(cfg.floor, target)
+        # The floor yields to the ceiling: ``--rate`` below the floor is still never exceeded.
+        self.rate = min(self.ceiling, max(cfg.floor, target))
         self.epoch += 1
         self.decreases += 1
         self._last_change = now
@@ -105,10 +106,11 @@ class RateGate:
 
     The promise is the cap: never more than ``floor(rate)`` grants in any window of
     ``1 + guard`` seconds, the first second included (aiolimiter alone would allow an initial
-    burst on top of the steady rate). ``guard`` absorbs jitter between grant and arrival.
+    burst on top of the steady rate). ``guard`` absorbs jitter between grant and arrival at the
+    server; it costs ``guard / (1 + guard)`` of the rate (3% at the default).
     """
 
-    def __init__(self, ceiling: float, *, start: float | None = None, guard: float = 0.02,
+    def __init__(self, ceiling: float, *, start: float | None = None, guard: float = 0.03,
                  clock: Clock = time.monotonic, sleep: Sleep = anyio.sleep,
                  aimd: AimdConfig | None = None) -> None:
         if ceiling <= 0:
@@ -130,8 +132,10 @@ class RateGate:
 
     @staticmethod
     def _make_pacer(rate: float) -> AsyncLimiter:
-        # Capacity one: strict spacing of 1/rate, no initial burst.
-        return AsyncLimiter(1, 1.0 / rate)
+        # A bucket of two at the rate: no initial burst worth the name, and a wake-up that came
+        # late is made up on the next grant instead of accumulating (capacity one would drift
+        # below the rate by the event loop's timer lateness). The window is the hard cap.
+        return AsyncLimiter(2, 2.0 / rate)
 
     @property
     def rate(self) -> float:

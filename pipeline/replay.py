@@ -48,6 +48,8 @@ class JobLedger:
     image_status: str | None = None
     import_seconds: float | None = None
     via: str | None = None
+    run: int = 0
+    """``Ledger.runs`` when this key's last record was folded: the run that last wrote it."""
 
 
 @dataclass(slots=True)
@@ -56,6 +58,8 @@ class Ledger:
 
     jobs: dict[str, JobLedger] = field(default_factory=dict)
     learned_rate: float | None = None
+    target: str | None = None
+    """Where the last run sent its imports (an endpoint URL, or ``simulator``)."""
     runs: int = 0
     records: int = 0
 
@@ -65,6 +69,7 @@ class Ledger:
         event = rec.get("event")
         if event == r.RUN_START:
             self.runs += 1
+            self.target = rec.get("target", self.target)
             return
         if event == r.RATE_LEARNED:
             self.learned_rate = float(rec["rate"])
@@ -76,6 +81,7 @@ class Ledger:
         if job is None:
             job = self.jobs[key] = JobLedger(state=JobState.PENDING, first_ts=rec.get("ts"))
         job.last_ts = rec.get("ts")
+        job.run = self.runs
         _apply_job(job, event, rec, keep_params)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from pipeline.worker import WorkerContext, process
 log = structlog.get_logger("ens_migrate.runner")
 
 _Item = tuple[Job, Action, JobLedger | None]
+WORKERS_PER_SLOT = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +58,9 @@ class Migration:
                  retry_failed: bool, window: Window | None = None,
                  handle_signals: bool = True,
                  progress: Callable[[RunStats], None] | None = None,
-                 progress_interval: float = 5.0) -> None:
+                 progress_interval: float = 5.0, target: str | None = None) -> None:
         self.ctx = ctx
+        self.target = target
         self.ledger = ledger
         self.concurrency = concurrency
         self.retry_failed = retry_failed
@@ -75,8 +78,9 @@ class Migration:
         async with anyio.create_task_group() as outer:
             outer.start_soon(writer.run)
             await writer.append(r.RUN_START, None, {
-                "concurrency": self.concurrency, "rate": ctx.gate.aimd.ceiling,
-                "start_rate": ctx.gate.rate, "retry_failed": self.retry_failed})
+                "target": self.target, "pid": os.getpid(), "concurrency": self.concurrency,
+                "rate": ctx.gate.aimd.ceiling, "start_rate": ctx.gate.rate,
+                "retry_failed": self.retry_failed})
             watchers = anyio.CancelScope()
             try:
                 async with anyio.create_task_group() as side:
@@ -148,9 +152,13 @@ class Migration:
 
     async def _run_jobs(self, rows: Iterable[Validated]) -> None:
         send, receive = anyio.create_memory_object_stream[_Item](self.concurrency)
+        # More workers than request slots: a job waiting out a backoff or a reconcile delay
+        # must not keep the others from sending (the slots cap what is in flight).
+        if self.ctx.slots is None:
+            self.ctx.slots = anyio.CapacityLimiter(self.concurrency)
         async with anyio.create_task_group() as tg:
             async with receive:
-                for _ in range(self.concurrency):
+                for _ in range(self.concurrency * WORKERS_PER_SLOT):
                     tg.start_soon(self._worker, receive.clone())
             async with send:
                 await self._produce(rows, send)

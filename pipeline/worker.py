@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -90,7 +92,14 @@ class WorkerContext:
     reconcile_delay: float = 1.0
     lookup_attempts: int = 5
     rand: Callable[[], float] = field(default_factory=lambda: random.random)
+    slots: anyio.CapacityLimiter | None = None
+    """Requests in flight at most (``--concurrency``); held from the write-ahead record to the
+    answer, never across a backoff or a reconcile delay."""
     on_progress: Callable[[], None] | None = None
+
+
+def _slot(slots: anyio.CapacityLimiter | None) -> AbstractAsyncContextManager[Any]:
+    return slots if slots is not None else contextlib.nullcontext()
 
 
 def _error_fields(exc: EnsError) -> dict[str, Any]:
@@ -133,18 +142,21 @@ async def _send(ctx: WorkerContext, job: Job, seq: int, known_ids: tuple[str, ..
         if first:
             attempt.update(source=job.source, line=job.line, params=job.query())
             ctx.budget.record_first_attempt()
-        await ctx.journal.append_durable(r.JOB_ATTEMPT, key, attempt)
-        epoch = await ctx.gate.acquire()
-        if ctx.control.stop_reason is StopReason.ABORT:
-            stats.in_doubt += 1
-            return
-        first = False
-        stats.requests += 1
-        stats.in_flight += 1
         try:
-            result = await ctx.api.import_image(job.query())
+            async with _slot(ctx.slots):
+                await ctx.journal.append_durable(r.JOB_ATTEMPT, key, attempt)
+                epoch = await ctx.gate.acquire()
+                if ctx.control.stop_reason is StopReason.ABORT:
+                    stats.in_doubt += 1
+                    return
+                first = False
+                stats.requests += 1
+                stats.in_flight += 1
+                try:
+                    result = await ctx.api.import_image(job.query())
+                finally:
+                    stats.in_flight -= 1
         except EnsError as exc:
-            stats.in_flight -= 1
             disposition = classify(exc)
             fields = _error_fields(exc)
             fields.update(fp=job.fingerprint, attempt=seq)
@@ -194,7 +206,6 @@ async def _send(ctx: WorkerContext, job: Job, seq: int, known_ids: tuple[str, ..
             stats.retries += 1
             await ctx.sleep(wait)
             continue
-        stats.in_flight -= 1
         ctx.gate.on_success()
         await ctx.journal.append(r.JOB_IMPORTED, key, {
             "fp": job.fingerprint, "attempt": seq, "image_id": result.image_id,
@@ -222,7 +233,8 @@ async def _reconcile(ctx: WorkerContext, job: Job, known_ids: tuple[str, ...]) -
         await ctx.lookup.limiter.acquire()
         ctx.stats.lookups += 1
         try:
-            images = await ctx.api.find_images_by_name(job.name)
+            async with _slot(ctx.slots):
+                images = await ctx.api.find_images_by_name(job.name)
         except EnsError as exc:
             disposition = classify(exc)
             log.info("lookup failed", job=job.name, code=getattr(exc, "code", None), try_=attempt + 1)

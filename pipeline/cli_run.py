@@ -1,0 +1,205 @@
+"""``ens-migrate run``: build settings once, open the journal, run the migration, exit code."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+import click
+import structlog
+
+from pipeline.breaker import BreakerConfig, CircuitBreaker
+from pipeline.client import EnsClient, make_http_client
+from pipeline.config import load_config
+from pipeline.credentials import Credentials, resolve_credentials
+from pipeline.endpoint import Endpoint, resolve_endpoint
+from pipeline.errors import ConfigError
+from pipeline.journal import JournalWriter, acquire_lock, read_ledger, repair_tail
+from pipeline.limits import Lookup, RateGate
+from pipeline.log import configure_logging
+from pipeline.plan import Action, plan
+from pipeline.replay import Ledger
+from pipeline.retry import RetryBudget, RetryPolicy
+from pipeline.rules import InvalidRow, iter_rows
+from pipeline.runner import Migration, RunOutcome, Window
+from pipeline.settings import RunSettings, resolve_settings
+from pipeline.stats import RunStats
+from pipeline.summary import summary_document, summary_line, write_summary
+from pipeline.timewindow import parse_duration, seconds_until
+from pipeline.worker import Control, WorkerContext
+
+log = structlog.get_logger("ens_migrate.run")
+
+
+def default_journal(jobs: tuple[str, ...], *, simulated: bool = False) -> Path:
+    """``runs/<job-list name>[.simulated].journal.jsonl`` for the first job list."""
+    first = jobs[0]
+    stem = "stdin" if first == "-" else Path(first).name.rsplit(".", 1)[0]
+    return Path("runs") / f"{stem}{'.simulated' if simulated else ''}.journal.jsonl"
+
+
+@click.command("run")
+@click.argument("jobs", nargs=-1, required=True)
+@click.option("--journal", type=click.Path(path_type=Path),
+              help="Journal file (default runs/<list>.journal.jsonl).")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="TOML config file.")
+@click.option("--endpoint", help="ENS endpoint URL (default: from --region).")
+@click.option("--region", help="Region ID, e.g. cn-beijing; picks the endpoint.")
+@click.option("--rate", type=float, help="ImportImage requests per second, never exceeded in any second.")
+@click.option("--concurrency", type=int, help="Requests in flight at most.")
+@click.option("--max-attempts", type=int, help="Tries per job before it is recorded failed.")
+@click.option("--timeout", type=float, help="Seconds to wait for an answer to one request.")
+@click.option("--retry-failed", is_flag=True, help="Also re-attempt jobs that failed in earlier runs.")
+@click.option("--dry-run", is_flag=True, help="Validate, read the journal, print the plan; send nothing.")
+@click.option("--simulate", is_flag=True, help="Import into the built-in simulator (no cloud account).")
+@click.option("--insecure-http", is_flag=True, help="Allow a plain http:// endpoint that is not loopback.")
+@click.option("--max-duration", help="Stop submitting after this long, e.g. 90m or 4h (exit 3).")
+@click.option("--deadline", help="Stop submitting at this time, HH:MM [Zone] (exit 3).")
+@click.option("--cutoff", type=click.Choice(["soft", "hard"]), default="soft", show_default=True,
+              help="soft: let in-flight requests finish; hard: cancel them (reconciled next run).")
+@click.option("--summary", "summary_path", type=click.Path(path_type=Path),
+              help="Write a JSON summary for monitoring here (atomically).")
+@click.option("--log-format", type=click.Choice(["console", "json"]), help="Log format on stderr.")
+@click.option("--quiet", is_flag=True, help="Only warnings and the final summary.")
+def run(jobs: tuple[str, ...], journal: Path | None, config_path: Path | None, dry_run: bool,
+        simulate: bool, retry_failed: bool, insecure_http: bool, max_duration: str | None,
+        deadline: str | None, cutoff: str, summary_path: Path | None, quiet: bool,
+        **flags: Any) -> int:
+    """Import every job of JOBS (CSV, JSON, JSON Lines) not done yet."""
+    config = load_config(config_path)
+    settings = resolve_settings(flags=flags, env=os.environ,
+                                file_section=config.sections.get("run", {}), file_name=config.source)
+    journal_path = journal or default_journal(jobs, simulated=simulate)
+    stop_after = _window_seconds(max_duration, deadline)
+    if dry_run:
+        configure_logging(fmt=settings.log_format, quiet=quiet)
+        return _dry_run(jobs, config.job_rules, journal_path, retry_failed)
+    lock_fd = acquire_lock(journal_path)
+    try:
+        with _target(simulate, settings, insecure_http) as (endpoint, credentials):
+            configure_logging(fmt=settings.log_format, quiet=quiet,
+                              secrets=(credentials.access_key_secret, credentials.security_token))
+            repair_tail(journal_path)
+            ledger = read_ledger(journal_path)
+            target = "simulator" if simulate else endpoint.url
+            if ledger.target and ledger.target != target:
+                raise ConfigError(
+                    f"journal {journal_path} records runs against {ledger.target}, but this run targets "
+                    f"{target}; a journal belongs to one target: pass another --journal")
+            started = time.monotonic()
+            outcome = anyio.run(_migrate, jobs, config.job_rules, journal_path, ledger, settings,
+                                endpoint, credentials, retry_failed, stop_after, cutoff == "hard", quiet,
+                                target)
+            elapsed = time.monotonic() - started
+    finally:
+        os.close(lock_fd)
+    click.echo(summary_line(outcome.stats, elapsed), err=True)
+    if outcome.detail:
+        click.echo(f"ens-migrate: {outcome.detail}", err=True)
+    if summary_path:
+        write_summary(summary_path, summary_document(
+            outcome.stats, stop=outcome.stop, detail=outcome.detail, code=outcome.exit_code,
+            elapsed=elapsed, rate=settings.rate, journal=str(journal_path)))
+    return outcome.exit_code
+
+
+def _window_seconds(max_duration: str | None, deadline: str | None) -> float | None:
+    limits = []
+    if max_duration:
+        limits.append(parse_duration(max_duration))
+    if deadline:
+        limits.append(seconds_until(deadline, datetime.now().astimezone()))
+    return min(limits) if limits else None
+
+
+@contextlib.contextmanager
+def _target(simulate: bool, settings: RunSettings,
+            insecure_http: bool) -> Iterator[tuple[Endpoint, Credentials]]:
+    if not simulate:
+        credentials = resolve_credentials(os.environ, Path.home())
+        yield resolve_endpoint(endpoint=settings.endpoint or None, region=settings.region,
+                               allow_insecure=insecure_http), credentials
+        return
+    from pipeline.simulator.config import DEV_ACCESS_KEY_ID, DEV_ACCESS_KEY_SECRET, SimulatorConfig
+    from pipeline.simulator.server import SimulatorThread
+
+    sim_config = SimulatorConfig(access_key_id=DEV_ACCESS_KEY_ID, access_key_secret=DEV_ACCESS_KEY_SECRET)
+    with SimulatorThread(sim_config) as sim:
+        click.echo(f"*** SIMULATION: importing into the built-in ENS simulator at {sim.url}, "
+                   "not into Alibaba Cloud ***", err=True)
+        yield resolve_endpoint(endpoint=sim.url), Credentials(
+            DEV_ACCESS_KEY_ID, DEV_ACCESS_KEY_SECRET, source="simulator development pair")
+
+
+async def _migrate(jobs: tuple[str, ...], rules: Any, journal_path: Path, ledger: Ledger,
+                   settings: RunSettings, endpoint: Endpoint, credentials: Credentials,
+                   retry_failed: bool, stop_after: float | None, hard: bool, quiet: bool,
+                   target: str) -> RunOutcome:
+    writer = JournalWriter(journal_path)
+    writer.open()
+    start_rate = min(settings.rate, ledger.learned_rate * 1.05) if ledger.learned_rate else None
+    control = Control()
+    async with make_http_client(endpoint, concurrency=settings.concurrency,
+                                connect_timeout=settings.connect_timeout, read_timeout=settings.timeout,
+                                transport=settings.transport) as http:  # type: ignore[arg-type]
+        ctx = WorkerContext(
+            api=EnsClient(http, endpoint, credentials), journal=writer,
+            gate=RateGate(settings.rate, start=start_rate), lookup=Lookup.per_second(settings.lookup_rate),
+            policy=RetryPolicy(max_attempts=settings.max_attempts, max_delay=settings.retry_max_delay,
+                               max_elapsed=settings.max_retry_time),
+            budget=RetryBudget(), stats=RunStats(), control=control, clock=time.monotonic,
+            sleep=control.wait, reconcile_delay=settings.reconcile_delay,
+            breaker=CircuitBreaker(BreakerConfig(settings.breaker_warmup, settings.breaker_ratio,
+                                                 settings.breaker_streak)))
+        window = Window(stop_at=time.monotonic() + stop_after if stop_after else None, hard=hard)
+        migration = Migration(ctx, ledger, concurrency=settings.concurrency, retry_failed=retry_failed,
+                              window=window, progress=None if quiet else _progress_line(ctx),
+                              progress_interval=5.0 if not sys.stderr.isatty() else 2.0, target=target)
+        try:
+            return await migration.run(iter_rows(jobs, rules))
+        finally:
+            writer.close()
+
+
+def _progress_line(ctx: WorkerContext) -> Any:
+    started = time.monotonic()
+
+    def show(stats: RunStats) -> None:
+        elapsed = time.monotonic() - started
+        done = stats.imported + stats.adopted + stats.failed
+        rate = stats.requests / elapsed if elapsed else 0.0
+        left = stats.queued - done - stats.deferred
+        eta = f"{left / (done / elapsed):.0f}s" if done and elapsed else "?"
+        log.info("progress", imported=stats.imported, adopted=stats.adopted, failed=stats.failed,
+                 in_doubt=stats.in_doubt, retries=stats.retries, throttled=stats.throttled,
+                 rate=round(rate, 1), limit=round(ctx.gate.rate, 1), eta=eta)
+
+    return show
+
+
+def _dry_run(jobs: tuple[str, ...], rules: Any, journal_path: Path, retry_failed: bool) -> int:
+    ledger = read_ledger(journal_path)
+    counts = {"rows": 0, "invalid": 0, **{a.value: 0 for a in Action}}
+    for item in iter_rows(jobs, rules):
+        counts["rows"] += 1
+        if isinstance(item, InvalidRow):
+            counts["invalid"] += 1
+            for problem in item.problems:
+                click.echo(str(problem))
+            continue
+        counts[plan(item.fingerprint, ledger.jobs.get(item.name), retry_failed=retry_failed).value] += 1
+    click.echo(
+        f"plan for {', '.join(jobs)} (journal {journal_path}): {counts['rows']} rows; "
+        f"import {counts['send']}, reconcile first {counts['reconcile']}, skip done {counts['skip_done']}, "
+        f"skip failed {counts['skip_failed']} (--retry-failed to include), invalid {counts['invalid']}. "
+        "Nothing was sent (--dry-run).")
+    return 0
+
+

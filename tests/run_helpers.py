@@ -1,0 +1,138 @@
+"""Helpers for end-to-end tests: a simulator in its own process, the CLI in a subprocess, job lists."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from pipeline.simulator.config import DEV_ACCESS_KEY_ID, DEV_ACCESS_KEY_SECRET
+
+START_DEADLINE = 20.0
+
+
+class SimProcess:
+    """``ens-migrate simulator`` running in a subprocess on a free loopback port."""
+
+    def __init__(self, *args: str, env: Mapping[str, str] | None = None) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pipeline", "simulator", "--port", "0", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(env),
+        )
+        assert self.proc.stdout is not None
+        first = self.proc.stdout.readline()
+        if not first.startswith("ENS simulator listening on "):
+            self.proc.kill()
+            _, err = self.proc.communicate(timeout=5)
+            raise RuntimeError(f"simulator did not start: {first!r} {err!r}")
+        self.url = first.strip().rsplit(" ", 1)[1]
+
+    def stats(self) -> dict[str, Any]:
+        """``/_sim/stats``."""
+        data: dict[str, Any] = httpx.get(f"{self.url}/_sim/stats", timeout=10).json()
+        return data
+
+    def images(self) -> list[dict[str, Any]]:
+        """``/_sim/images``."""
+        data: list[dict[str, Any]] = httpx.get(f"{self.url}/_sim/images", timeout=10).json()
+        return data
+
+    def stop(self) -> None:
+        """SIGTERM, then wait."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.communicate()
+
+    def __enter__(self) -> SimProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def cli_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A clean environment for the CLI: the simulator's dev key pair, no ENS_MIGRATE_* leaks."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("ENS_MIGRATE_", "ALIBABA_CLOUD_"))}
+    env.update({"ALIBABA_CLOUD_ACCESS_KEY_ID": DEV_ACCESS_KEY_ID,
+                "ALIBABA_CLOUD_ACCESS_KEY_SECRET": DEV_ACCESS_KEY_SECRET,
+                "ALIBABA_CLOUD_CLI_PROFILE_DISABLED": "true",
+                "ALIBABA_CLOUD_CREDENTIALS_FILE": "/nonexistent/credentials.ini",
+                "PYTHONUNBUFFERED": "1"})
+    if extra:
+        env.update(extra)
+    return env
+
+
+def cli(*args: str, env: Mapping[str, str] | None = None, cwd: Path | None = None,
+        timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m pipeline ARGS`` to completion."""
+    return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True, text=True,
+                          env=cli_env(env), cwd=cwd, timeout=timeout, check=False)
+
+
+def cli_popen(*args: str, env: Mapping[str, str] | None = None,
+              cwd: Path | None = None) -> subprocess.Popen[str]:
+    """Start ``python -m pipeline ARGS`` without waiting."""
+    return subprocess.Popen([sys.executable, "-m", "pipeline", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=cli_env(env), cwd=cwd)
+
+
+def write_jobs(path: Path, count: int, *, invalid_every: int = 0, seed: int = 7,
+               prefix: str = "img") -> tuple[list[str], list[str]]:
+    """A CSV job list; every ``invalid_every``-th row is invalid. Return (valid names, invalid names)."""
+    rng = random.Random(seed)
+    valid: list[str] = []
+    invalid: list[str] = []
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        out = csv.writer(handle)
+        out.writerow(["ImageName", "OSSBucket", "OSSObject", "OSSRegion", "Platform", "OSVersion"])
+        for i in range(count):
+            name = f"{prefix}-{i:06d}"
+            if invalid_every and i % invalid_every == invalid_every - 1:
+                bad = rng.choice(["name", "platform"])
+                if bad == "name":
+                    out.writerow([f"9{name}", "bucket", f"images/{name}.qcow2", "cn-beijing", "centos", "7"])
+                else:
+                    out.writerow([name, "bucket", f"images/{name}.qcow2", "cn-beijing", "windows95", "7"])
+                invalid.append(name)
+                continue
+            out.writerow([name, "bucket", f"images/{name} v1.qcow2", "cn-beijing", "centos", "7.9"])
+            valid.append(name)
+    return valid, invalid
+
+
+def imported_counts(images: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """ImageName -> how many images the simulator holds with that name."""
+    counts: dict[str, int] = {}
+    for image in images:
+        counts[image["ImageName"]] = counts.get(image["ImageName"], 0) + 1
+    return counts
+
+
+def wait_for_line(path: Path, needle: str, deadline: float) -> bool:
+    """Poll a file until it contains ``needle`` or the deadline (monotonic) passes."""
+    while time.monotonic() < deadline:
+        if path.exists() and needle in path.read_text(encoding="utf-8", errors="replace"):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def journal_records(path: Path) -> list[dict[str, Any]]:
+    """Every complete record of a journal."""
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
