@@ -199,7 +199,10 @@ class JournalWriter:
                 e.done.set()
 
     def close(self) -> None:
-        """Close the file descriptor (after ``run`` returned)."""
+        """Close the file descriptor (after ``run`` returned) and the queue, whether it ran or not."""
+        # A writer that never ran (open failed) or died mid-run still holds its stream pair.
+        self._send.close()
+        self._receive.close()
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
