@@ -12,6 +12,8 @@ from pipeline.stats import EXIT_MEANINGS
 
 SCHEMA = 1
 """Version of the ``status --json`` document; bumped only when a key changes meaning or goes."""
+_Example = tuple[str, str | None, str | None, str | None, int | None]
+"""A failure example: job, message, request_id, source, line."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,10 +182,6 @@ def summarize(ledger: Ledger, last_run: RunInfo | None, *, journal: str) -> Stat
         for status, secs in images.items()), key=lambda g: (-g.count, g.status)))
     return Status(journal, ledger.records, ledger.runs, counts, groups, last_run,
                   ledger.learned_rate, statuses)
-
-
-_Example = tuple[str, str | None, str | None, str | None, int | None]
-"""job, message, request_id, source, line"""
 
 
 def _better_example(current: _Example | None, key: str, job: JobLedger) -> _Example:
