@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -24,8 +25,8 @@ def parse_duration(text: str) -> float:
             raise UsageError(f"--max-duration {text!r} is not a duration; use e.g. 90m, 4h, 1h30m or "
                              "300 (seconds)") from None
         seconds = sum(float(n) * _UNITS[u] for n, u in parts)
-    if seconds <= 0:
-        raise UsageError(f"--max-duration {text!r} must be above zero")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise UsageError(f"--max-duration {text!r} must be a finite duration above zero")
     return seconds
 
 
@@ -50,4 +51,5 @@ def seconds_until(text: str, now: datetime) -> float:
     target = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
     if target <= now:
         target += timedelta(days=1)
-    return (target - now).total_seconds()
+    # Real seconds, not wall-clock: subtracting datetimes that share a tzinfo ignores a DST change.
+    return target.timestamp() - now.timestamp()
