@@ -1,0 +1,94 @@
+"""Run counters, the exit-code table of design.md §3, and the end-of-run summary."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from pipeline.stats import EXIT_MEANINGS, RunStats, StopReason, exit_code
+from pipeline.summary import summary_document, summary_line, write_summary
+
+
+@pytest.mark.parametrize(("counters", "stop", "expected"), [
+    ({}, None, 0),
+    ({"imported": 5, "skipped_done": 3, "adopted": 1}, None, 0),
+    ({"imported": 5, "failed": 1}, None, 1),
+    ({"invalid": 1}, None, 1),
+    ({"in_doubt": 1}, None, 1),
+    ({"skipped_failed": 1}, None, 1),
+    ({"imported": 1}, StopReason.DEADLINE, 3),
+    ({"failed": 1}, StopReason.SIGNAL, 3),
+    ({}, StopReason.RETRY_BUDGET, 3),
+    ({"failed": 9}, StopReason.BREAKER, 4),
+    ({}, StopReason.INPUT, 65),
+    ({"failed": 1}, StopReason.ABORT, 130),
+])
+def test_exit_code(counters: dict[str, int], stop: StopReason | None, expected: int) -> None:
+    """Stops decide first (abort 130, breaker 4, input 65, any other 3); then any job not done
+    (failed, invalid, in doubt, failed earlier) makes 1; otherwise 0."""
+    assert exit_code(RunStats(**counters), stop) == expected
+
+
+def test_every_exit_code_has_a_meaning() -> None:
+    """Each code the table can produce is documented in EXIT_MEANINGS."""
+    produced = {exit_code(RunStats(), s) for s in StopReason} | {0, 1}
+    assert produced <= set(EXIT_MEANINGS)
+    assert set(EXIT_MEANINGS) == {0, 1, 2, 3, 4, 65, 75, 130}
+
+
+def test_done_counts_every_way_of_being_done() -> None:
+    """``done`` is imported now + adopted + done in an earlier run."""
+    assert RunStats(imported=2, adopted=3, skipped_done=4, failed=7).done == 9
+
+
+def test_to_json_drops_in_flight_and_adds_done() -> None:
+    """The JSON counters leave out the transient in-flight gauge and include ``done``."""
+    data = RunStats(imported=1, in_flight=3).to_json()
+    assert "in_flight" not in data
+    assert data["done"] == 1
+    json.dumps(data)
+
+
+def test_summary_document() -> None:
+    """The summary names the stop, the exit code and its meaning, and a request rate."""
+    stats = RunStats(rows=10, imported=8, requests=20)
+    doc = summary_document(stats, stop=StopReason.DEADLINE, detail="time window reached", code=3,
+                           elapsed=4.0, rate=9.5, journal="j.jsonl")
+    assert doc["stopped"] == "deadline"
+    assert (doc["exit_code"], doc["exit_meaning"]) == (3, EXIT_MEANINGS[3])
+    assert doc["import_rate_per_second"] == 5.0
+    assert doc["counts"]["imported"] == 8
+
+
+def test_summary_zero_elapsed() -> None:
+    """A run with no measurable duration reports a rate of 0, not a division error."""
+    doc = summary_document(RunStats(), stop=None, detail=None, code=0, elapsed=0.0, rate=1.0,
+                           journal="j")
+    assert doc["import_rate_per_second"] == 0.0
+    assert doc["stopped"] is None
+
+
+def test_summary_line_mentions_counts() -> None:
+    """The human line carries the counts a person looks for."""
+    text = summary_line(RunStats(rows=3, imported=1, failed=1, invalid=1, requests=4), 2.0)
+    assert "rows 3" in text
+    assert "imported 1" in text
+    assert "failed 1" in text
+
+
+def test_write_summary_atomic_private(tmp_path: Path) -> None:
+    """The summary file is written whole, readable by its owner only, with no temp file left."""
+    target = tmp_path / "out" / "summary.json"
+    old = os.umask(0)
+    try:
+        write_summary(target, {"exit_code": 0})
+        write_summary(target, {"exit_code": 1})
+    finally:
+        os.umask(old)
+    assert json.loads(target.read_text())["exit_code"] == 1
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert [p.name for p in target.parent.iterdir()] == ["summary.json"]
