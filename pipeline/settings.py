@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -14,7 +15,8 @@ ENV_PREFIX = "ENS_MIGRATE_"
 def _positive(kind: type) -> Callable[[Any], bool]:
     def check(value: Any) -> bool:
         right_kind = isinstance(value, kind)
-        return right_kind and bool(value > 0)
+        # float("inf") parses, but an infinite rate or timeout breaks the limiter and the clock.
+        return right_kind and math.isfinite(value) and bool(value > 0)
 
     return check
 
@@ -36,7 +38,8 @@ _SPECS: dict[str, _Spec] = {
     "connect_timeout": _Spec(float, _positive(float), "seconds above 0"),
     "max_retry_time": _Spec(float, _positive(float), "seconds above 0"),
     "retry_max_delay": _Spec(float, _positive(float), "seconds above 0"),
-    "reconcile_delay": _Spec(float, lambda v: isinstance(v, float) and v >= 0, "seconds, 0 or more"),
+    "reconcile_delay": _Spec(float, lambda v: isinstance(v, float) and 0 <= v < math.inf,
+                             "seconds, 0 or more"),
     "lookup_rate": _Spec(float, _positive(float), "lookups per second above 0"),
     "transport": _Spec(str, lambda v: v in ("aiohttp", "httpx"), "aiohttp or httpx"),
     "breaker_warmup": _Spec(int, lambda v: isinstance(v, int) and v >= 1, "a whole number >= 1"),
