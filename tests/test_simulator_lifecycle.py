@@ -129,3 +129,17 @@ def test_simulator_thread_reports_a_startup_failure() -> None:
         second = SimulatorThread(SimulatorConfig(port=running.simulator.port))
         with pytest.raises(OSError, match="in use"):
             second.start()
+
+
+def test_listening_socket_disables_nagle() -> None:
+    """The listening socket says TCP and sets TCP_NODELAY, so answers never wait for a delayed ACK."""
+    import socket
+
+    from pipeline.simulator.server import _bind
+
+    sock = _bind("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    finally:
+        sock.close()

@@ -73,7 +73,10 @@ class Simulator:
 
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on connections whose socket says TCP,
+    # and without it every answer waits ~40 ms for the client's delayed ACK (Nagle).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -101,7 +104,7 @@ async def serve_simulator(config: SimulatorConfig | None = None) -> AsyncIterato
     sock = _bind(config.host, config.port)
     app = SimulatorApp(state)
     server = _Server(uvicorn.Config(
-        app, lifespan="off", log_level="warning", access_log=False, server_header=False,
+        app, lifespan="off", log_config=None, log_level="warning", access_log=False, server_header=False,
         timeout_graceful_shutdown=1, backlog=4096,
     ))
     app.finder = server.transport_for
