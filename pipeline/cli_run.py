@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import sys
 import time
@@ -88,6 +89,10 @@ def run(jobs: tuple[str, ...], journal: Path | None, config_path: Path | None, d
                               secrets=(credentials.access_key_secret, credentials.security_token))
             repair_tail(journal_path)
             ledger = read_ledger(journal_path)
+            # The ledger is long-lived and large; keep the cyclic GC from walking it in mid-run
+            # (a full collection over a big ledger stalls every request in flight).
+            gc.collect()
+            gc.freeze()
             target = "simulator" if simulate else endpoint.url
             if ledger.target and ledger.target != target:
                 raise ConfigError(
@@ -162,8 +167,11 @@ async def _migrate(jobs: tuple[str, ...], rules: Any, journal_path: Path, ledger
         migration = Migration(ctx, ledger, concurrency=settings.concurrency, retry_failed=retry_failed,
                               window=window, progress=None if quiet else _progress_line(ctx),
                               progress_interval=5.0 if not sys.stderr.isatty() else 2.0, target=target)
+        client = ctx.api
+        assert isinstance(client, EnsClient)
         try:
-            return await migration.run(iter_rows(jobs, rules))
+            return await migration.run(iter_rows(jobs, rules),
+                                       probe=lambda: client.describe_self_images(page_size=1))
         finally:
             writer.close()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 import anyio
@@ -12,7 +12,8 @@ import anyio.lowlevel
 import structlog
 
 from pipeline import records as r
-from pipeline.errors import JobListError
+from pipeline.classify import is_systemic
+from pipeline.errors import EnsError, JobListError
 from pipeline.jobs import Job
 from pipeline.plan import Action, plan
 from pipeline.replay import JobLedger, Ledger
@@ -71,8 +72,14 @@ class Migration:
         self._jobs_scope: anyio.CancelScope | None = None
         self._list_error: JobListError | None = None
 
-    async def run(self, rows: Iterable[Validated]) -> RunOutcome:
-        """Import every job not done yet; return the outcome (the journal is flushed)."""
+    async def run(self, rows: Iterable[Validated],
+                  probe: Callable[[], Awaitable[object]] | None = None) -> RunOutcome:
+        """Import every job not done yet; return the outcome (the journal is flushed).
+
+        ``probe`` is one cheap authenticated call made before any import: a rejected key stops
+        the run at once (exit 4), and the connection it opens keeps the first imports from
+        arriving late (and so bunched with later ones) at the server.
+        """
         ctx = self.ctx
         writer = ctx.journal
         async with anyio.create_task_group() as outer:
@@ -83,6 +90,8 @@ class Migration:
                 "retry_failed": self.retry_failed})
             watchers = anyio.CancelScope()
             try:
+                if probe is not None:
+                    await self._probe(probe)
                 async with anyio.create_task_group() as side:
                     side.start_soon(self._watch, watchers)
                     with anyio.CancelScope() as self._jobs_scope:
@@ -101,6 +110,19 @@ class Migration:
         if self._list_error is not None:
             raise self._list_error
         return RunOutcome(ctx.stats, stop, ctx.control.detail, code)
+
+    async def _probe(self, probe: Callable[[], Awaitable[object]]) -> None:
+        try:
+            await probe()
+        except EnsError as exc:
+            code = str(getattr(exc, "code", type(exc).__name__))
+            if is_systemic(code) and code not in ("NoPermission",) and not code.startswith("Forbidden"):
+                self.ctx.control.stop(StopReason.BREAKER,
+                                      f"ENS refused our credentials before any import: {exc}. Check the "
+                                      "access key pair, the security token and the local clock")
+            else:
+                log.warning("the lookup API (DescribeSelfImages) failed; in-doubt jobs cannot be "
+                            "reconciled until it works", error=str(exc))
 
     async def _watch(self, scope: anyio.CancelScope) -> None:
         with scope:

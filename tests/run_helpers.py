@@ -44,7 +44,7 @@ class SimProcess:
 
     def images(self) -> list[dict[str, Any]]:
         """``/_sim/images``."""
-        data: list[dict[str, Any]] = httpx.get(f"{self.url}/_sim/images", timeout=10).json()
+        data: list[dict[str, Any]] = httpx.get(f"{self.url}/_sim/images", timeout=10).json()["Images"]
         return data
 
     def stop(self) -> None:
