@@ -10,9 +10,13 @@ from pathlib import Path
 import click
 
 from pipeline import __version__
+from pipeline.cli_report import report
+from pipeline.cli_run import run
+from pipeline.cli_status import status
 from pipeline.config import load_config
 from pipeline.errors import EnsMigrateError, JobListError
 from pipeline.rules import InvalidRow, iter_rows
+from pipeline.simulator.command import simulator
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -81,15 +85,10 @@ def validate(jobs: tuple[str, ...], output: str, config_path: Path | None) -> in
     return failure.exit_code if failure else 1 if invalid else 0
 
 
-def _register() -> None:
-    from pipeline.cli_run import run
-    from pipeline.simulator.command import simulator
-
-    cli.add_command(run)
-    cli.add_command(simulator)
-
-
-_register()
+cli.add_command(run)
+cli.add_command(status)
+cli.add_command(report)
+cli.add_command(simulator)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
