@@ -21,7 +21,9 @@ EXTENSIONS: Mapping[str, str] = {".csv": "csv", ".json": "json", ".jsonl": "json
 
 
 class ByteStream(Protocol):
-    """What the readers need from a binary stream (``io.BufferedReader`` has both)."""
+    """What the readers need from a binary stream: an ``io.BufferedReader`` (``open(p, "rb")``)."""
+
+    def peek(self, size: int = 0, /) -> bytes: ...
 
     def readline(self, size: int = -1, /) -> bytes: ...
 
@@ -67,48 +69,15 @@ def read_job_list(path: str) -> Iterator[RawRow]:
 
 def read_stream(stream: ByteStream, source: str, *, fmt: str | None) -> Iterator[RawRow]:
     """Stream rows from an open binary stream; ``fmt`` is csv/json/jsonl, or None to sniff."""
-    head = b""
-    while len(head) < 4:
-        more = stream.read1(4 - len(head))
-        if not more:
-            break
-        head += more
-    _check_head(head, source)
+    head = stream.peek(64)[:64]
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise JobListError(source, 1, "the file is UTF-16 (it starts with a UTF-16 byte order mark); "
+                           "save it as UTF-8")
     if fmt is None:
         first = head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
         fmt = "json" if first == b"[" else "jsonl" if first == b"{" else "csv"
     readers = {"csv": read_csv, "json": read_json_array, "jsonl": read_json_lines}
-    yield from readers[fmt](_Prefixed(head, stream), source)
-
-
-def _check_head(head: bytes, source: str) -> None:
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise JobListError(source, 1, "the file is UTF-16 (it starts with a UTF-16 byte order mark); "
-                           "save it as UTF-8")
-
-
-class _Prefixed:
-    """A stream with some already-read bytes put back in front of it."""
-
-    def __init__(self, head: bytes, rest: ByteStream) -> None:
-        self._head = head
-        self._rest = rest
-
-    def readline(self, size: int = -1, /) -> bytes:
-        if self._head:
-            cut = self._head.find(b"\n") + 1
-            if cut:
-                line, self._head = self._head[:cut], self._head[cut:]
-                return line
-            line, self._head = self._head, b""
-            return line + self._rest.readline(size - len(line) if size >= 0 else -1)
-        return self._rest.readline(size)
-
-    def read1(self, size: int = -1, /) -> bytes:
-        if self._head:
-            data, self._head = self._head, b""
-            return data
-        return self._rest.read1(size)
+    yield from readers[fmt](stream, source)
 
 
 def _lines(stream: ByteStream, source: str, at: list[int]) -> Iterator[str]:
@@ -145,27 +114,25 @@ def _not_utf8(raw: bytes, exc: UnicodeDecodeError, offset: int) -> str:
 def read_csv(stream: ByteStream, source: str) -> Iterator[RawRow]:
     """Stream a CSV job list whose header row names ImportImage parameters."""
     at = [0]
-    reader = csv.reader(_lines(stream, source, at), strict=True)
     header: list[str] | None = None
-    while True:
-        start = at[0] + 1
-        try:
-            cells = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            raise JobListError(source, start, f"CSV syntax: {exc}; check the double quotes in this "
-                               "row (a quote inside a quoted field is written twice: \"\")") from None
-        if not any(cells) or "".join(cells).isspace():
-            continue
-        if header is None:
-            header = _header(cells, source, start)
-            continue
-        if len(cells) > len(header):
-            yield RawRow(source, start, {}, f"{len(cells)} cells but the header has {len(header)} "
-                         "columns: quote cells that contain commas")
-            continue
-        yield RawRow(source, start, dict(zip(header, cells, strict=False)))
+    width = 0
+    start = 1
+    try:
+        for cells in csv.reader(_lines(stream, source, at), strict=True):
+            line, start = start, at[0] + 1
+            if not any(cells) or "".join(cells).isspace():
+                continue
+            if header is None:
+                header = _header(cells, source, line)
+                width = len(header)
+            elif len(cells) > width:
+                yield RawRow(source, line, {}, f"{len(cells)} cells but the header has {width} "
+                             "columns: quote cells that contain commas")
+            else:
+                yield RawRow(source, line, dict(zip(header, cells, strict=False)))
+    except csv.Error as exc:
+        raise JobListError(source, start, f"CSV syntax: {exc}; check the double quotes in this "
+                           "row (a quote inside a quoted field is written twice: \"\")") from None
     if header is None:
         raise JobListError(source, None, "empty file: expected a header row naming the columns, "
                            "e.g. ImageName,OSSBucket,OSSObject")
@@ -232,6 +199,11 @@ _STRUCTURAL = re.compile(rb'["{}\[\]]')
 _STRING_REST = re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*"', re.S)
 _SCALAR = re.compile(rb"[^,\]\s]+")
 _CLOSER = {ord("{"): ord("}"), ord("["): ord("]")}
+_STR = rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"'
+_FLAT = rb'[\[{](?:[^{}\[\]"]++|' + _STR + rb")*+[\]}]"
+_NESTED = re.compile(rb'[\[{](?:[^{}\[\]"]++|' + _STR + rb'|[\[{](?:[^{}\[\]"]++|' + _STR + rb"|"
+                     + _FLAT + rb")*+[\]}])*+[\]}]", re.S)
+"""An element nested at most three deep, found in one C call; anything else takes the slow path."""
 
 
 class _ArrayScanner:
@@ -281,7 +253,8 @@ class _ArrayScanner:
         # Offsets are relative to self._pos: _fill may drop consumed bytes and move the buffer.
         line, offset, first = self._line, self._base + self._pos, self._buf[self._pos]
         if first in _CLOSER:
-            end = self._container_end()
+            fast = _NESTED.match(self._buf, self._pos)
+            end = fast.end() - self._pos if fast else self._container_end()
         elif first == ord('"'):
             while (m := _STRING_REST.match(self._buf, self._pos + 1)) is None:
                 self._grow("JSON syntax error: the file ends inside a string")

@@ -228,6 +228,17 @@ def test_name_index_remembers_first_place_across_growth() -> None:
     assert len(index) == 5000
 
 
+def test_name_index_tells_files_apart() -> None:
+    """First places are reported with their own file and line, whatever came between."""
+    index = NameIndex()
+    assert index.first_seen("img-a", "a.csv", 2) is None
+    assert index.first_seen("img-b", "a.csv", 9) is None
+    assert index.first_seen("img-c", "c.csv", 1) is None
+    assert index.first_seen("img-d", "c.csv", 3) is None
+    assert [index.first_seen(n, "d.csv", 7) for n in ("img-a", "img-b", "img-c", "img-d")] == [
+        ("a.csv", 2), ("a.csv", 9), ("c.csv", 1), ("c.csv", 3)]
+
+
 def write_csv(tmp_path: Path, name: str, *rows: str) -> str:
     path = tmp_path / name
     path.write_text("ImageName,OSSBucket,OSSObject\n" + "".join(f"{r}\n" for r in rows), encoding="utf-8")
