@@ -13,6 +13,7 @@ from pipeline import __version__
 from pipeline.cli_report import report
 from pipeline.cli_run import run
 from pipeline.cli_status import status
+from pipeline.cli_watch import watch
 from pipeline.config import load_config
 from pipeline.errors import EnsMigrateError, JobListError
 from pipeline.rules import InvalidRow, iter_rows
@@ -89,6 +90,7 @@ cli.add_command(run)
 cli.add_command(status)
 cli.add_command(report)
 cli.add_command(simulator)
+cli.add_command(watch)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

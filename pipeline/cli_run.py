@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import os
 import sys
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,11 +15,9 @@ import click
 import structlog
 
 from pipeline.breaker import BreakerConfig, CircuitBreaker
+from pipeline.cli_watch import wait_exit_code, wait_line, wait_phase
 from pipeline.client import EnsClient, make_http_client
 from pipeline.config import load_config
-from pipeline.credentials import Credentials, resolve_credentials
-from pipeline.endpoint import Endpoint, resolve_endpoint
-from pipeline.errors import ConfigError
 from pipeline.journal import JournalWriter, acquire_lock, read_ledger, repair_tail
 from pipeline.limits import Lookup, RateGate
 from pipeline.log import configure_logging
@@ -33,6 +29,7 @@ from pipeline.runner import Migration, RunOutcome, Window
 from pipeline.settings import RunSettings, resolve_settings
 from pipeline.stats import RunStats
 from pipeline.summary import summary_document, summary_line, write_summary
+from pipeline.target import Target, open_target
 from pipeline.timewindow import parse_duration, seconds_until
 from pipeline.worker import Control, WorkerContext
 
@@ -67,12 +64,17 @@ def default_journal(jobs: tuple[str, ...], *, simulated: bool = False) -> Path:
               help="soft: let in-flight requests finish; hard: cancel them (reconciled next run).")
 @click.option("--summary", "summary_path", type=click.Path(path_type=Path),
               help="Write a JSON summary for monitoring here (atomically).")
+@click.option("--wait", is_flag=True, help="After importing, poll until every image is Available or failed.")
+@click.option("--wait-timeout", default="120m", show_default=True,
+              help="With --wait: give up on an image still importing after this long (exit 3).")
+@click.option("--poll-interval", type=float, default=3.0, show_default=True,
+              help="With --wait: first interval between status polls, seconds (grows to 30).")
 @click.option("--log-format", type=click.Choice(["console", "json"]), help="Log format on stderr.")
 @click.option("--quiet", is_flag=True, help="Only warnings and the final summary.")
 def run(jobs: tuple[str, ...], journal: Path | None, config_path: Path | None, dry_run: bool,
         simulate: bool, retry_failed: bool, insecure_http: bool, max_duration: str | None,
-        deadline: str | None, cutoff: str, summary_path: Path | None, quiet: bool,
-        **flags: Any) -> int:
+        deadline: str | None, cutoff: str, summary_path: Path | None, quiet: bool, wait: bool,
+        wait_timeout: str, poll_interval: float, **flags: Any) -> int:
     """Import every job of JOBS (CSV, JSON, JSON Lines) not done yet."""
     config = load_config(config_path)
     settings = resolve_settings(flags=flags, env=os.environ,
@@ -84,35 +86,46 @@ def run(jobs: tuple[str, ...], journal: Path | None, config_path: Path | None, d
         return _dry_run(jobs, config.job_rules, journal_path, retry_failed)
     lock_fd = acquire_lock(journal_path)
     try:
-        with _target(simulate, settings, insecure_http) as (endpoint, credentials):
+        with open_target(simulate=simulate, settings=settings, insecure_http=insecure_http,
+                         journal=journal_path) as target:
             configure_logging(fmt=settings.log_format, quiet=quiet,
-                              secrets=(credentials.access_key_secret, credentials.security_token))
+                              secrets=(target.credentials.access_key_secret,
+                                       target.credentials.security_token))
             repair_tail(journal_path)
             ledger = read_ledger(journal_path)
             # The ledger is long-lived and large; keep the cyclic GC from walking it in mid-run
             # (a full collection over a big ledger stalls every request in flight).
             gc.collect()
             gc.freeze()
-            target = "simulator" if simulate else endpoint.url
-            if ledger.target and ledger.target != target:
-                raise ConfigError(
-                    f"journal {journal_path} records runs against {ledger.target}, but this run targets "
-                    f"{target}; a journal belongs to one target: pass another --journal")
+            target.check_journal(ledger, journal_path)
             started = time.monotonic()
             outcome = anyio.run(_migrate, jobs, config.job_rules, journal_path, ledger, settings,
-                                endpoint, credentials, retry_failed, stop_after, cutoff == "hard", quiet,
-                                target)
+                                target, retry_failed, stop_after, cutoff == "hard", quiet)
             elapsed = time.monotonic() - started
+            waited = None
+            if wait and outcome.stop is None:
+                waited = anyio.run(lambda: wait_phase(journal_path, target, settings,
+                                                      image_timeout=parse_duration(wait_timeout),
+                                                      min_interval=poll_interval))
     finally:
         os.close(lock_fd)
     click.echo(summary_line(outcome.stats, elapsed), err=True)
     if outcome.detail:
         click.echo(f"ens-migrate: {outcome.detail}", err=True)
+    code = outcome.exit_code
+    if waited is not None:
+        click.echo(wait_line(waited), err=True)
+        for failure in waited.failures:
+            click.echo(f"  {failure}", err=True)
+        code = max(code, wait_exit_code(waited)) if code in (0, 1) else code
     if summary_path:
-        write_summary(summary_path, summary_document(
-            outcome.stats, stop=outcome.stop, detail=outcome.detail, code=outcome.exit_code,
-            elapsed=elapsed, rate=settings.rate, journal=str(journal_path)))
-    return outcome.exit_code
+        document = summary_document(outcome.stats, stop=outcome.stop, detail=outcome.detail, code=code,
+                                    elapsed=elapsed, rate=settings.rate, journal=str(journal_path))
+        if waited is not None:
+            document["images"] = {"available": waited.available, "failed": waited.failed,
+                                  "still_importing": waited.timed_out + waited.left}
+        write_summary(summary_path, document)
+    return code
 
 
 def _window_seconds(max_duration: str | None, deadline: str | None) -> float | None:
@@ -124,29 +137,10 @@ def _window_seconds(max_duration: str | None, deadline: str | None) -> float | N
     return min(limits) if limits else None
 
 
-@contextlib.contextmanager
-def _target(simulate: bool, settings: RunSettings,
-            insecure_http: bool) -> Iterator[tuple[Endpoint, Credentials]]:
-    if not simulate:
-        credentials = resolve_credentials(os.environ, Path.home())
-        yield resolve_endpoint(endpoint=settings.endpoint or None, region=settings.region,
-                               allow_insecure=insecure_http), credentials
-        return
-    from pipeline.simulator.config import DEV_ACCESS_KEY_ID, DEV_ACCESS_KEY_SECRET, SimulatorConfig
-    from pipeline.simulator.server import SimulatorThread
-
-    sim_config = SimulatorConfig(access_key_id=DEV_ACCESS_KEY_ID, access_key_secret=DEV_ACCESS_KEY_SECRET)
-    with SimulatorThread(sim_config) as sim:
-        click.echo(f"*** SIMULATION: importing into the built-in ENS simulator at {sim.url}, "
-                   "not into Alibaba Cloud ***", err=True)
-        yield resolve_endpoint(endpoint=sim.url), Credentials(
-            DEV_ACCESS_KEY_ID, DEV_ACCESS_KEY_SECRET, source="simulator development pair")
-
-
 async def _migrate(jobs: tuple[str, ...], rules: Any, journal_path: Path, ledger: Ledger,
-                   settings: RunSettings, endpoint: Endpoint, credentials: Credentials,
-                   retry_failed: bool, stop_after: float | None, hard: bool, quiet: bool,
-                   target: str) -> RunOutcome:
+                   settings: RunSettings, target: Target, retry_failed: bool, stop_after: float | None,
+                   hard: bool, quiet: bool) -> RunOutcome:
+    endpoint, credentials = target.endpoint, target.credentials
     writer = JournalWriter(journal_path)
     writer.open()
     start_rate = min(settings.rate, ledger.learned_rate * 1.05) if ledger.learned_rate else None
@@ -166,7 +160,8 @@ async def _migrate(jobs: tuple[str, ...], rules: Any, journal_path: Path, ledger
         window = Window(stop_at=time.monotonic() + stop_after if stop_after else None, hard=hard)
         migration = Migration(ctx, ledger, concurrency=settings.concurrency, retry_failed=retry_failed,
                               window=window, progress=None if quiet else _progress_line(ctx),
-                              progress_interval=5.0 if not sys.stderr.isatty() else 2.0, target=target)
+                              progress_interval=5.0 if not sys.stderr.isatty() else 2.0,
+                              target=target.name)
         client = ctx.api
         assert isinstance(client, EnsClient)
         try:

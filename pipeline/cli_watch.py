@@ -1,0 +1,125 @@
+"""``ens-migrate watch`` and ``run --wait``: wait until imported images are Available or failed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import click
+import structlog
+
+from pipeline.client import EnsClient, make_http_client
+from pipeline.config import load_config
+from pipeline.journal import JournalWriter, acquire_lock, read_ledger, repair_tail
+from pipeline.limits import Lookup
+from pipeline.log import configure_logging
+from pipeline.settings import RunSettings, resolve_settings
+from pipeline.target import Target, open_target
+from pipeline.timewindow import parse_duration
+from pipeline.waiter import Waiter, WaitResult, pending_images
+
+log = structlog.get_logger("ens_migrate.wait")
+
+
+async def wait_phase(journal_path: Path, target: Target, settings: RunSettings, *,
+                     image_timeout: float, min_interval: float) -> WaitResult:
+    """Poll every imported image of the journal that has no final status yet (lock held)."""
+    pending = pending_images(read_ledger(journal_path))
+    if not pending:
+        return WaitResult()
+    log.info("waiting for images to become Available", images=len(pending))
+    writer = JournalWriter(journal_path)
+    writer.open()
+    stop = anyio.Event()
+    lookup = Lookup.per_second(settings.lookup_rate)
+    try:
+        async with make_http_client(target.endpoint, concurrency=2, connect_timeout=settings.connect_timeout,
+                                    read_timeout=settings.timeout,
+                                    transport=settings.transport) as http:  # type: ignore[arg-type]
+            async def pause(seconds: float) -> None:
+                with anyio.move_on_after(seconds):
+                    await stop.wait()
+
+            waiter = Waiter(EnsClient(http, target.endpoint, target.credentials), writer,
+                            pace=lookup.limiter.acquire, sleep=pause, stopping=stop.is_set,
+                            timeout=image_timeout, min_interval=min_interval,
+                            max_interval=max(min_interval, 30.0))
+            signals = anyio.CancelScope()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(writer.run)
+                tg.start_soon(_stop_on_signal, stop, signals)
+                try:
+                    result = await waiter.wait(pending)
+                finally:
+                    writer.close_input()
+                    signals.cancel()
+            return result
+    finally:
+        writer.close()
+
+
+async def _stop_on_signal(stop: anyio.Event, scope: anyio.CancelScope) -> None:
+    with scope, anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            log.warning("stopping the wait; run `ens-migrate watch` later to go on")
+            stop.set()
+
+
+def wait_exit_code(result: WaitResult) -> int:
+    """0 all Available, 1 some failed server-side, 3 some still importing (resumable)."""
+    if result.failed:
+        return 1
+    if result.timed_out or result.left:
+        return 3
+    return 0
+
+
+def wait_line(result: WaitResult) -> str:
+    """One line for people."""
+    return (f"images: {result.available} Available, {result.failed} failed, {result.timed_out} still "
+            f"importing after the timeout, {result.left} not checked (stopped); {result.polls} polls")
+
+
+@click.command("watch")
+@click.option("--journal", type=click.Path(path_type=Path), required=True, help="The run's journal.")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="TOML config file.")
+@click.option("--endpoint", help="ENS endpoint URL (default: from --region).")
+@click.option("--region", help="Region ID, e.g. cn-beijing; picks the endpoint.")
+@click.option("--insecure-http", is_flag=True, help="Allow a plain http:// endpoint that is not loopback.")
+@click.option("--wait-timeout", default="120m", show_default=True,
+              help="Give up on an image still importing after this long.")
+@click.option("--poll-interval", type=float, default=3.0, show_default=True,
+              help="First interval between polls, seconds (grows to 30).")
+@click.option("--log-format", type=click.Choice(["console", "json"]), help="Log format on stderr.")
+@click.option("--quiet", is_flag=True, help="Only warnings and the final line.")
+def watch(journal: Path, config_path: Path | None, insecure_http: bool, wait_timeout: str,
+          poll_interval: float, quiet: bool, **flags: Any) -> int:
+    """Poll the images a run imported until each is Available or failed (exit 0, 1, or 3)."""
+    config = load_config(config_path)
+    settings = resolve_settings(flags=flags, env=os.environ,
+                                file_section=config.sections.get("run", {}), file_name=config.source)
+    if not journal.exists():
+        raise click.ClickException(f"journal {journal} does not exist")
+    timeout = parse_duration(wait_timeout)
+    lock_fd = acquire_lock(journal)
+    try:
+        repair_tail(journal)
+        with open_target(simulate=False, settings=settings, insecure_http=insecure_http,
+                         journal=journal) as target:
+            configure_logging(fmt=settings.log_format, quiet=quiet,
+                              secrets=(target.credentials.access_key_secret,
+                                       target.credentials.security_token))
+            target.check_journal(read_ledger(journal), journal)
+            started = time.monotonic()
+            result = anyio.run(lambda: wait_phase(journal, target, settings, image_timeout=timeout,
+                                                  min_interval=poll_interval))
+    finally:
+        os.close(lock_fd)
+    click.echo(f"{wait_line(result)} in {time.monotonic() - started:.1f}s", err=True)
+    for failure in result.failures:
+        click.echo(f"  {failure}", err=True)
+    return wait_exit_code(result)

@@ -1,0 +1,64 @@
+"""Where imports go: the real endpoint with the credentials chain, or the built-in simulator."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from pipeline.credentials import Credentials, resolve_credentials
+from pipeline.endpoint import Endpoint, resolve_endpoint
+from pipeline.errors import ConfigError
+from pipeline.replay import Ledger
+from pipeline.settings import RunSettings
+
+SIMULATOR = "simulator"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """An endpoint, the credentials for it, and the name a journal records for it."""
+
+    endpoint: Endpoint
+    credentials: Credentials
+    name: str
+
+    def check_journal(self, ledger: Ledger, journal: Path) -> None:
+        """A journal belongs to one target; refuse to mix the simulator's records with ENS's."""
+        if ledger.target and ledger.target != self.name:
+            raise ConfigError(
+                f"journal {journal} records runs against {ledger.target}, but this run targets "
+                f"{self.name}; a journal belongs to one target: pass another --journal")
+
+
+def simulator_state_file(journal: Path) -> Path:
+    """Where ``--simulate`` keeps the simulator's images, so reruns see what earlier runs made."""
+    return journal.with_name(journal.name + ".simulator.json")
+
+
+@contextlib.contextmanager
+def open_target(*, simulate: bool, settings: RunSettings, insecure_http: bool,
+                journal: Path) -> Iterator[Target]:
+    """Resolve the real target, or start the in-process simulator for the block's duration."""
+    if not simulate:
+        credentials = resolve_credentials(os.environ, Path.home())
+        endpoint = resolve_endpoint(endpoint=settings.endpoint or None, region=settings.region,
+                                    allow_insecure=insecure_http)
+        yield Target(endpoint, credentials, endpoint.url)
+        return
+    from pipeline.simulator.config import DEV_ACCESS_KEY_ID, DEV_ACCESS_KEY_SECRET, SimulatorConfig
+    from pipeline.simulator.server import SimulatorThread
+
+    config = SimulatorConfig(access_key_id=DEV_ACCESS_KEY_ID, access_key_secret=DEV_ACCESS_KEY_SECRET,
+                             state_file=simulator_state_file(journal))
+    with SimulatorThread(config) as sim:
+        click.echo(f"*** SIMULATION: importing into the built-in ENS simulator at {sim.url}, "
+                   "not into Alibaba Cloud ***", err=True)
+        yield Target(resolve_endpoint(endpoint=sim.url),
+                     Credentials(DEV_ACCESS_KEY_ID, DEV_ACCESS_KEY_SECRET,
+                                 source="simulator development pair"),
+                     SIMULATOR)

@@ -1,0 +1,159 @@
+"""Wait for imported images to finish server-side: poll DescribeSelfImages until a final status."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+import structlog
+
+from pipeline import records as r
+from pipeline.classify import Disposition, classify, is_systemic
+from pipeline.errors import EnsError
+from pipeline.journal import JournalWriter
+from pipeline.replay import JobState, Ledger
+
+log = structlog.get_logger("ens_migrate.wait")
+
+AVAILABLE = "Available"
+FAILED_STATUSES = frozenset({"Pack_failed", "Upload_failed", "Unavailable"})
+WAIT_TIMEOUT = "WaitTimeout"
+"""Recorded when an image was still importing after the per-image timeout (not a failure)."""
+PER_IMAGE_LOOKUP = 10
+"""At or below this many images left, look each one up by ImageId instead of paging them all."""
+
+
+class StatusImage(Protocol):
+    """An image as DescribeSelfImages lists it."""
+
+    @property
+    def image_id(self) -> str: ...
+    @property
+    def status(self) -> str | None: ...
+
+
+class StatusPage(Protocol):
+    """One DescribeSelfImages page."""
+
+    @property
+    def images(self) -> tuple[StatusImage, ...]: ...
+
+
+class StatusApi(Protocol):
+    """The calls the waiter needs (``pipeline.client.EnsClient`` has them)."""
+
+    def iter_all_images(self) -> AsyncIterator[StatusImage]: ...
+    async def describe_self_images(self, image_name: str | None = None, image_id: str | None = None,
+                                   page_number: int = 1, page_size: int = 50) -> StatusPage: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """An imported image whose final status is not known yet."""
+
+    key: str
+    image_id: str
+    since: float
+    """When it was imported (POSIX seconds)."""
+
+
+@dataclass(slots=True)
+class WaitResult:
+    """How waiting ended."""
+
+    available: int = 0
+    failed: int = 0
+    timed_out: int = 0
+    left: int = 0
+    """Still importing when the wait was stopped."""
+    polls: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
+def _posix(ts: str | None) -> float:
+    if not ts:
+        return time.time()
+    try:
+        return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return time.time()
+
+
+def pending_images(ledger: Ledger) -> list[Pending]:
+    """Imported jobs whose image has no final status in the journal yet."""
+    return [Pending(key, job.image_id, _posix(job.last_ts)) for key, job in ledger.jobs.items()
+            if job.state is JobState.IMPORTED and job.image_id
+            and job.image_status not in (AVAILABLE, *FAILED_STATUSES)]
+
+
+@dataclass(slots=True)
+class Waiter:
+    """Polls until every pending image is Available, failed, or past its timeout."""
+
+    api: StatusApi
+    journal: JournalWriter
+    pace: Callable[[], Awaitable[None]]
+    """Waits for a lookup slot (the run's lookup rate budget)."""
+    sleep: Callable[[float], Awaitable[None]]
+    stopping: Callable[[], bool]
+    timeout: float = 7200.0
+    min_interval: float = 3.0
+    max_interval: float = 30.0
+    wall: Callable[[], float] = time.time
+
+    async def wait(self, pending: list[Pending]) -> WaitResult:
+        """Poll politely (the interval grows from ``min_interval`` to ``max_interval``)."""
+        result = WaitResult()
+        left = {p.image_id: p for p in pending}
+        interval = self.min_interval
+        while left and not self.stopping():
+            statuses = await self._poll(set(left))
+            result.polls += 1
+            now = self.wall()
+            for image_id, item in list(left.items()):
+                status = statuses.get(image_id)
+                seconds = round(now - item.since, 3)
+                if status == AVAILABLE or status in FAILED_STATUSES:
+                    failed = status != AVAILABLE
+                    await self.journal.append(r.JOB_STATUS, item.key, {
+                        "image_id": image_id, "status": status, "seconds": seconds, "failed": failed})
+                    if failed:
+                        result.failed += 1
+                        result.failures.append(f"{item.key}: image {image_id} ended {status}")
+                    else:
+                        result.available += 1
+                    del left[image_id]
+                elif now - item.since > self.timeout:
+                    await self.journal.append(r.JOB_STATUS, item.key, {
+                        "image_id": image_id, "status": WAIT_TIMEOUT, "seconds": seconds,
+                        "failed": False, "last_seen": status})
+                    result.timed_out += 1
+                    del left[image_id]
+            if left and not self.stopping():
+                await self.sleep(interval)
+                interval = min(self.max_interval, interval * 1.5)
+        result.left = len(left)
+        return result
+
+    async def _poll(self, ids: set[str]) -> dict[str, str | None]:
+        statuses: dict[str, str | None] = {}
+        try:
+            if len(ids) <= PER_IMAGE_LOOKUP:
+                for image_id in ids:
+                    await self.pace()
+                    page = await self.api.describe_self_images(image_id=image_id)
+                    statuses.update((i.image_id, i.status) for i in page.images if i.image_id == image_id)
+            else:
+                await self.pace()
+                async for image in self.api.iter_all_images():
+                    if image.image_id in ids:
+                        statuses[image.image_id] = image.status
+        except EnsError as exc:
+            code = str(getattr(exc, "code", type(exc).__name__))
+            if classify(exc) is Disposition.PERMANENT and is_systemic(code):
+                raise
+            log.warning("status poll failed; trying again next round", code=code, error=str(exc))
+        return statuses
