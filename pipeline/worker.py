@@ -42,10 +42,11 @@ class FoundImage(Protocol):
 
 
 class ImageApi(Protocol):
-    """The two calls the worker needs (``pipeline.client.EnsClient`` has them)."""
+    """The calls a run needs (``pipeline.client.EnsClient`` has them)."""
 
     async def import_image(self, params: Mapping[str, str]) -> Imported: ...
     async def find_images_by_name(self, name: str) -> Sequence[FoundImage]: ...
+    async def delete_image(self, image_id: str) -> str: ...
 
 
 class Control:
@@ -144,10 +145,14 @@ async def _send(ctx: WorkerContext, job: Job, seq: int, known_ids: tuple[str, ..
             ctx.budget.record_first_attempt()
         try:
             async with _slot(ctx.slots):
+                # Waiting for a slot or a rate grant can outlast a stop: look again before sending.
+                if ctx.control.stopping:
+                    stats.deferred += 1
+                    return
                 await ctx.journal.append_durable(r.JOB_ATTEMPT, key, attempt)
                 epoch = await ctx.gate.acquire()
-                if ctx.control.stop_reason is StopReason.ABORT:
-                    stats.in_doubt += 1
+                if ctx.control.stopping:
+                    stats.in_doubt += 1  # its attempt is on disk: the next run looks it up first
                     return
                 first = False
                 stats.requests += 1
