@@ -155,7 +155,6 @@ class FakeEns:
         self.calls.append(("import", name))
         if self.on_import is not None:
             self.on_import(params)
-        await anyio.lowlevel.checkpoint()
         queue = self.imports[name]
         if self.chooser is not None:
             outcome = self.chooser(name)
@@ -163,7 +162,11 @@ class FakeEns:
             outcome = queue.popleft() if queue else self.default
         request_id = f"req-{len(self.calls)}"
         if outcome == OK:
-            return Imported(self.create(name), request_id)
+            image_id = self.create(name)
+            # The answer can still be lost (the caller cancelled) after the image exists.
+            await anyio.lowlevel.checkpoint()
+            return Imported(image_id, request_id)
+        await anyio.lowlevel.checkpoint()
         if outcome == THROTTLE:
             raise ApiError(code="Throttling.User", message="Request was denied due to user flow control.",
                            status=400, request_id=request_id, retry_after=self.retry_after)
