@@ -6,6 +6,7 @@ import gc
 import os
 import sys
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from pipeline.config import load_config
 from pipeline.journal import JournalWriter, acquire_lock, read_ledger, repair_tail
 from pipeline.limits import Lookup, RateGate
 from pipeline.log import configure_logging
-from pipeline.plan import Action, plan
+from pipeline.plan import SERVER_FAILED, Action, plan
 from pipeline.replay import Ledger
 from pipeline.retry import RetryBudget, RetryPolicy
 from pipeline.rules import InvalidRow, iter_rows
@@ -64,6 +65,10 @@ def default_journal(jobs: tuple[str, ...], *, simulated: bool = False) -> Path:
               help="soft: let in-flight requests finish; hard: cancel them (reconciled next run).")
 @click.option("--summary", "summary_path", type=click.Path(path_type=Path),
               help="Write a JSON summary for monitoring here (atomically).")
+@click.option("--skip-existing", is_flag=True,
+              help="List the account's images once; skip jobs whose ImageName already exists.")
+@click.option("--replace-failed-images", is_flag=True,
+              help="With --retry-failed: delete an image that failed server-side, then import again.")
 @click.option("--wait", is_flag=True, help="After importing, poll until every image is Available or failed.")
 @click.option("--wait-timeout", default="120m", show_default=True,
               help="With --wait: give up on an image still importing after this long (exit 3).")
@@ -74,7 +79,8 @@ def default_journal(jobs: tuple[str, ...], *, simulated: bool = False) -> Path:
 def run(jobs: tuple[str, ...], journal: Path | None, config_path: Path | None, dry_run: bool,
         simulate: bool, retry_failed: bool, insecure_http: bool, max_duration: str | None,
         deadline: str | None, cutoff: str, summary_path: Path | None, quiet: bool, wait: bool,
-        wait_timeout: str, poll_interval: float, **flags: Any) -> int:
+        wait_timeout: str, poll_interval: float, skip_existing: bool, replace_failed_images: bool,
+        **flags: Any) -> int:
     """Import every job of JOBS (CSV, JSON, JSON Lines) not done yet."""
     config = load_config(config_path)
     settings = resolve_settings(flags=flags, env=os.environ,
@@ -99,8 +105,11 @@ def run(jobs: tuple[str, ...], journal: Path | None, config_path: Path | None, d
             gc.freeze()
             target.check_journal(ledger, journal_path)
             started = time.monotonic()
+            options = _Options(retry_failed=retry_failed, stop_after=stop_after, hard=cutoff == "hard",
+                               quiet=quiet, skip_existing=skip_existing,
+                               replace_failed_images=replace_failed_images)
             outcome = anyio.run(_migrate, jobs, config.job_rules, journal_path, ledger, settings,
-                                target, retry_failed, stop_after, cutoff == "hard", quiet)
+                                target, options)
             elapsed = time.monotonic() - started
             waited = None
             if wait and outcome.stop is None:
@@ -137,10 +146,20 @@ def _window_seconds(max_duration: str | None, deadline: str | None) -> float | N
     return min(limits) if limits else None
 
 
+@dataclass(frozen=True, slots=True)
+class _Options:
+    retry_failed: bool
+    stop_after: float | None
+    hard: bool
+    quiet: bool
+    skip_existing: bool
+    replace_failed_images: bool
+
+
 async def _migrate(jobs: tuple[str, ...], rules: Any, journal_path: Path, ledger: Ledger,
-                   settings: RunSettings, target: Target, retry_failed: bool, stop_after: float | None,
-                   hard: bool, quiet: bool) -> RunOutcome:
+                   settings: RunSettings, target: Target, options: _Options) -> RunOutcome:
     endpoint, credentials = target.endpoint, target.credentials
+    stop_after, quiet = options.stop_after, options.quiet
     writer = JournalWriter(journal_path)
     writer.open()
     start_rate = min(settings.rate, ledger.learned_rate * 1.05) if ledger.learned_rate else None
@@ -157,18 +176,31 @@ async def _migrate(jobs: tuple[str, ...], rules: Any, journal_path: Path, ledger
             sleep=control.wait, reconcile_delay=settings.reconcile_delay,
             breaker=CircuitBreaker(BreakerConfig(settings.breaker_warmup, settings.breaker_ratio,
                                                  settings.breaker_streak)))
-        window = Window(stop_at=time.monotonic() + stop_after if stop_after else None, hard=hard)
-        migration = Migration(ctx, ledger, concurrency=settings.concurrency, retry_failed=retry_failed,
+        window = Window(stop_at=time.monotonic() + stop_after if stop_after else None, hard=options.hard)
+        client = ctx.api
+        assert isinstance(client, EnsClient)
+        existing = await _list_existing(client) if options.skip_existing else None
+        migration = Migration(ctx, ledger, concurrency=settings.concurrency,
+                              retry_failed=options.retry_failed,
+                              replace_failed_images=options.replace_failed_images, existing=existing,
                               window=window, progress=None if quiet else _progress_line(ctx),
                               progress_interval=5.0 if not sys.stderr.isatty() else 2.0,
                               target=target.name)
-        client = ctx.api
-        assert isinstance(client, EnsClient)
         try:
             return await migration.run(iter_rows(jobs, rules),
                                        probe=lambda: client.describe_self_images(page_size=1))
         finally:
             writer.close()
+
+
+async def _list_existing(client: EnsClient) -> dict[str, str]:
+    """ImageName -> ImageId of every image the account has that did not fail server-side."""
+    existing: dict[str, str] = {}
+    async for image in client.iter_all_images():
+        if image.status not in SERVER_FAILED:
+            existing.setdefault(image.image_name, image.image_id)
+    log.info("listed the account's images for --skip-existing", images=len(existing))
+    return existing
 
 
 def _progress_line(ctx: WorkerContext) -> Any:

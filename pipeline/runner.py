@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import anyio
@@ -13,7 +14,7 @@ import structlog
 
 from pipeline import records as r
 from pipeline.classify import is_systemic
-from pipeline.errors import EnsError, JobListError
+from pipeline.errors import EnsError, JobListError, JournalError
 from pipeline.jobs import Job
 from pipeline.plan import Action, plan
 from pipeline.replay import JobLedger, Ledger
@@ -59,8 +60,13 @@ class Migration:
                  retry_failed: bool, window: Window | None = None,
                  handle_signals: bool = True,
                  progress: Callable[[RunStats], None] | None = None,
-                 progress_interval: float = 5.0, target: str | None = None) -> None:
+                 progress_interval: float = 5.0, target: str | None = None,
+                 replace_failed_images: bool = False,
+                 existing: Mapping[str, str] | None = None) -> None:
         self.ctx = ctx
+        self.replace_failed_images = replace_failed_images
+        self.existing = existing
+        """``--skip-existing``: ImageName -> ImageId of the account's images, listed once."""
         self.target = target
         self.ledger = ledger
         self.concurrency = concurrency
@@ -71,6 +77,7 @@ class Migration:
         self.progress_interval = progress_interval
         self._jobs_scope: anyio.CancelScope | None = None
         self._list_error: JobListError | None = None
+        self._journal_error: JournalError | None = None
 
     async def run(self, rows: Iterable[Validated],
                   probe: Callable[[], Awaitable[object]] | None = None) -> RunOutcome:
@@ -83,7 +90,7 @@ class Migration:
         ctx = self.ctx
         writer = ctx.journal
         async with anyio.create_task_group() as outer:
-            outer.start_soon(writer.run)
+            outer.start_soon(self._keep_journal, outer.cancel_scope)
             await writer.append(r.RUN_START, None, {
                 "target": self.target, "pid": os.getpid(), "concurrency": self.concurrency,
                 "rate": ctx.gate.aimd.ceiling, "start_rate": ctx.gate.rate,
@@ -103,13 +110,30 @@ class Migration:
                 if ctx.gate.aimd.decreases:
                     await writer.append(r.RATE_LEARNED, None, {"rate": round(ctx.gate.rate, 3)})
                 with anyio.CancelScope(shield=True):
-                    await writer.append(r.RUN_END, None, {
-                        "stats": ctx.stats.to_json(), "stop": stop.value if stop else None,
-                        "detail": ctx.control.detail, "exit_code": code})
+                    # A dead writer (disk full) has closed its queue: nothing more can be recorded.
+                    with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+                        await writer.append(r.RUN_END, None, {
+                            "stats": ctx.stats.to_json(), "stop": stop.value if stop else None,
+                            "detail": ctx.control.detail, "exit_code": code})
                     writer.close_input()
+        if self._journal_error is not None:
+            raise self._journal_error
         if self._list_error is not None:
             raise self._list_error
         return RunOutcome(ctx.stats, stop, ctx.control.detail, code)
+
+    async def _keep_journal(self, scope: anyio.CancelScope) -> None:
+        """Run the journal writer; if it fails (disk full), stop everything at once.
+
+        No request may leave without its write-ahead record, so the run cannot go on; the error
+        is raised alone from ``run`` instead of inside a task-group traceback.
+        """
+        try:
+            await self.ctx.journal.run()
+        except JournalError as exc:
+            self._journal_error = exc
+            self.ctx.control.stop(StopReason.ABORT, str(exc))
+            scope.cancel()
 
     async def _probe(self, probe: Callable[[], Awaitable[object]]) -> None:
         try:
@@ -172,6 +196,21 @@ class Migration:
         if self._jobs_scope is not None:
             self._jobs_scope.cancel()
 
+    async def _delete_failed_image(self, job: Job, image_id: str) -> bool:
+        ctx = self.ctx
+        try:
+            await ctx.lookup.limiter.acquire()
+            await ctx.api.delete_image(image_id)
+        except EnsError as exc:
+            log.warning("could not delete the failed image; the job stays failed", job=job.name,
+                        image_id=image_id, error=str(exc))
+            ctx.stats.skipped_failed += 1
+            return False
+        await ctx.journal.append(r.JOB_STATUS, job.name, {"image_id": image_id, "status": "Deleted",
+                                                          "failed": False})
+        log.info("deleted the failed image before importing again", job=job.name, image_id=image_id)
+        return True
+
     async def _run_jobs(self, rows: Iterable[Validated]) -> None:
         send, receive = anyio.create_memory_object_stream[_Item](self.concurrency)
         # More workers than request slots: a job waiting out a backoff or a reconcile delay
@@ -195,16 +234,30 @@ class Migration:
                 stats.rows += 1
                 if isinstance(item, InvalidRow):
                     stats.invalid += 1
+                    for problem in item.problems:  # FILE:LINE: Field: problem, as validate says it
+                        log.warning(str(problem))
                     await ctx.journal.append(r.JOB_INVALID, invalid_key(item), {
                         "source": item.source, "line": item.line, "name": item.name,
                         "problems": [{"field": p.field, "message": p.message} for p in item.problems]})
                     continue
                 entry = self.ledger.jobs.get(item.name)
-                action = plan(item.fingerprint, entry, retry_failed=self.retry_failed)
-                if action is Action.SKIP_DONE:
+                action = plan(item.fingerprint, entry, retry_failed=self.retry_failed,
+                              replace_failed_images=self.replace_failed_images)
+                found = self.existing.get(item.name) if self.existing is not None else None
+                if found and action in (Action.SEND, Action.RECONCILE):
+                    await ctx.journal.append(r.JOB_SKIPPED, item.name, {
+                        "fp": item.fingerprint, "image_id": found, "via": "existing",
+                        "source": item.source, "line": item.line, "params": item.query()})
+                    stats.existing += 1
+                elif action is Action.SKIP_DONE:
                     stats.skipped_done += 1
                 elif action is Action.SKIP_FAILED:
                     stats.skipped_failed += 1
+                elif action is Action.SKIP_FAILED_IMAGE:
+                    stats.skipped_failed += 1
+                    log.warning("not re-imported: its earlier image failed server-side and still holds "
+                                "the name; delete it or pass --replace-failed-images", job=item.name,
+                                image_id=entry.image_id if entry else None)
                 elif ctx.control.stopping:
                     if ctx.control.stop_reason is StopReason.ABORT:
                         return
@@ -222,6 +275,9 @@ class Migration:
             async for job, action, entry in receive:
                 if ctx.control.stopping:
                     ctx.stats.deferred += 1
+                    continue
+                if (action is Action.REPLACE and entry is not None and entry.image_id
+                        and not await self._delete_failed_image(job, entry.image_id)):
                     continue
                 await process(ctx, job, reconcile=action is Action.RECONCILE,
                               last_attempt=entry.attempts if entry else 0,

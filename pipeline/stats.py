@@ -42,6 +42,8 @@ class RunStats:
     imported: int = 0
     adopted: int = 0
     """In-doubt jobs whose image was found by name and adopted, not sent again."""
+    existing: int = 0
+    """Skipped because an image of that name already exists (``--skip-existing``)."""
     failed: int = 0
     in_doubt: int = 0
     deferred: int = 0
@@ -56,7 +58,7 @@ class RunStats:
     @property
     def done(self) -> int:
         """Jobs of the list that are done, now or earlier."""
-        return self.imported + self.adopted + self.skipped_done
+        return self.imported + self.adopted + self.skipped_done + self.existing
 
     def to_json(self) -> dict[str, Any]:
         """The counters as a JSON-ready dict."""

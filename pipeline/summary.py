@@ -32,7 +32,8 @@ def summary_document(stats: RunStats, *, stop: StopReason | None, detail: str | 
 def summary_line(stats: RunStats, elapsed: float) -> str:
     """One line for people at the end of a run."""
     return (f"rows {stats.rows}: imported {stats.imported}, adopted {stats.adopted}, "
-            f"already done {stats.skipped_done}, failed {stats.failed}, invalid {stats.invalid}, "
+            f"already done {stats.skipped_done}, existing {stats.existing}, failed {stats.failed}, "
+            f"invalid {stats.invalid}, "
             f"skipped (failed before) {stats.skipped_failed}, in doubt {stats.in_doubt}, "
             f"deferred {stats.deferred}; {stats.requests} ImportImage requests "
             f"({stats.throttled} throttled, {stats.retries} retries) in {elapsed:.1f}s")
