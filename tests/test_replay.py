@@ -193,3 +193,12 @@ def test_encode_rejects_non_finite_numbers(value: float) -> None:
 def test_utc_now_format() -> None:
     """Timestamps are UTC with milliseconds and a Z."""
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", r.utc_now())
+
+
+@pytest.mark.xfail(strict=True, reason="records.encode applies fields after the envelope, so a field "
+                   "named v/ts/event/key silently rewrites the record's schema version, time, event or key")
+@pytest.mark.parametrize("reserved", ["v", "ts", "event", "key"])
+def test_encode_fields_cannot_override_envelope(reserved: str) -> None:
+    """A field may not replace the envelope (schema version, timestamp, event, key)."""
+    with pytest.raises(ValueError, match=reserved):
+        r.encode(r.JOB_ATTEMPT, KEY, {reserved: "x"})

@@ -293,10 +293,6 @@ async def test_producer_stays_close_to_workers(journal: Path, api: FakeEns) -> N
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
-@pytest.mark.xfail(strict=True, reason="runner.py: the writer task's JournalError leaves Migration.run "
-                   "inside an ExceptionGroup, together with a BrokenResourceError from the shielded "
-                   "run.end append to the dead writer; the CLI catches only EnsMigrateError, so a full "
-                   "disk ends in a traceback instead of the message and exit 2")
 @pytest.mark.asyncio
 async def test_journal_write_failure_surfaces_as_journal_error(api: FakeEns) -> None:
     """If the journal cannot be written (disk full), Migration.run raises the JournalError itself,
