@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import os
-import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +22,7 @@ from pipeline.journal import JournalWriter, acquire_lock, read_ledger, repair_ta
 from pipeline.limits import Lookup, RateGate
 from pipeline.log import configure_logging
 from pipeline.plan import SERVER_FAILED, Action, plan
+from pipeline.progress import Progress
 from pipeline.replay import Ledger
 from pipeline.retry import RetryBudget, RetryPolicy
 from pipeline.rules import InvalidRow, iter_rows
@@ -176,6 +176,7 @@ async def _migrate(jobs: tuple[str, ...], rules: Any, journal_path: Path, ledger
             sleep=control.wait, reconcile_delay=settings.reconcile_delay,
             breaker=CircuitBreaker(BreakerConfig(settings.breaker_warmup, settings.breaker_ratio,
                                                  settings.breaker_streak)))
+        display = Progress(lambda: ctx.gate.rate, tty=False if quiet else None)
         window = Window(stop_at=time.monotonic() + stop_after if stop_after else None, hard=options.hard)
         client = ctx.api
         assert isinstance(client, EnsClient)
@@ -183,12 +184,13 @@ async def _migrate(jobs: tuple[str, ...], rules: Any, journal_path: Path, ledger
         migration = Migration(ctx, ledger, concurrency=settings.concurrency,
                               retry_failed=options.retry_failed,
                               replace_failed_images=options.replace_failed_images, existing=existing,
-                              window=window, progress=None if quiet else _progress_line(ctx),
-                              progress_interval=5.0 if not sys.stderr.isatty() else 2.0,
+                              window=window, progress=None if quiet else display.update,
+                              progress_interval=display.interval,
                               target=target.name)
         try:
-            return await migration.run(iter_rows(jobs, rules),
-                                       probe=lambda: client.describe_self_images(page_size=1))
+            with display:
+                return await migration.run(iter_rows(jobs, rules),
+                                           probe=lambda: client.describe_self_images(page_size=1))
         finally:
             writer.close()
 
@@ -201,22 +203,6 @@ async def _list_existing(client: EnsClient) -> dict[str, str]:
             existing.setdefault(image.image_name, image.image_id)
     log.info("listed the account's images for --skip-existing", images=len(existing))
     return existing
-
-
-def _progress_line(ctx: WorkerContext) -> Any:
-    started = time.monotonic()
-
-    def show(stats: RunStats) -> None:
-        elapsed = time.monotonic() - started
-        done = stats.imported + stats.adopted + stats.failed
-        rate = stats.requests / elapsed if elapsed else 0.0
-        left = stats.queued - done - stats.deferred
-        eta = f"{left / (done / elapsed):.0f}s" if done and elapsed else "?"
-        log.info("progress", imported=stats.imported, adopted=stats.adopted, failed=stats.failed,
-                 in_doubt=stats.in_doubt, retries=stats.retries, throttled=stats.throttled,
-                 rate=round(rate, 1), limit=round(ctx.gate.rate, 1), eta=eta)
-
-    return show
 
 
 def _dry_run(jobs: tuple[str, ...], rules: Any, journal_path: Path, retry_failed: bool) -> int:
