@@ -34,16 +34,26 @@ def acquire_lock(path: Path) -> int:
         lpath.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(lpath, os.O_RDWR | os.O_CREAT, _FILE_MODE)
     except OSError as exc:
-        raise JournalError(f"cannot create the journal lock {lpath}: {exc.strerror}; "
-                           "check the directory exists and is writable") from exc
+        # mkdir(exist_ok=True) on a path that is a file says only "File exists".
+        why = ("it is a file, not a directory" if exc.errno == errno.EEXIST and lpath.parent.exists()
+               else exc.strerror)
+        where = lpath.parent if exc.errno == errno.EEXIST else lpath
+        raise JournalError(f"cannot create the journal lock {lpath}: {where}: {why}; "
+                           "choose a writable directory with --journal") from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         holder = _read_pid(fd)
         os.close(fd)
         raise JournalLocked(str(path), holder) from None
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+    except OSError as exc:
+        os.close(fd)
+        hint = "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror
+        raise JournalError(f"cannot write the journal lock {lpath}: {hint}; free space or choose "
+                           "another location with --journal") from exc
     return fd
 
 
