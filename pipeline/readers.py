@@ -264,6 +264,9 @@ class _ArrayScanner:
                    and self._grow(None)):
                 pass
             end = m.end() - self._pos if m else 1
+        if end > MAX_LINE_BYTES:
+            # _grow checks before reading the next chunk, so an element can end up to a chunk over.
+            self._fail(f"JSON element larger than {MAX_LINE_BYTES} bytes: not a job list")
         blob = self._buf[self._pos : self._pos + end]
         self._advance(end)
         return line, offset, blob
