@@ -131,6 +131,9 @@ def read_csv(stream: ByteStream, source: str) -> Iterator[RawRow]:
             else:
                 yield RawRow(source, line, dict(zip(header, cells, strict=False)))
     except csv.Error as exc:
+        if "field larger than field limit" in str(exc):  # not a quoting problem: say what it is
+            raise JobListError(source, start, f"a cell is longer than {csv.field_size_limit()} "
+                               "characters: not a job list") from None
         raise JobListError(source, start, f"CSV syntax: {exc}; check the double quotes in this "
                            "row (a quote inside a quoted field is written twice: \"\")") from None
     if header is None:
