@@ -31,6 +31,7 @@ EVENTS = frozenset({
     JOB_FAILED, JOB_RECONCILED, JOB_STATUS, JOB_SKIPPED,
 })
 
+_ENVELOPE = frozenset({"v", "ts", "event", "key"})
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
@@ -44,6 +45,9 @@ def encode(event: str, key: str | None, fields: Mapping[str, Any], *, ts: str | 
     """One journal line. An unknown event or a value JSON cannot hold fails here, at write time."""
     if event not in EVENTS:
         raise ValueError(f"unknown journal event {event!r}")
+    clash = _ENVELOPE.intersection(fields)
+    if clash:
+        raise ValueError(f"journal fields may not replace the envelope: {sorted(clash)}")
     record: dict[str, Any] = {"v": SCHEMA_VERSION, "ts": ts or utc_now(), "event": event, "key": key}
     record.update(fields)
     return (_encoder.encode(record) + "\n").encode("utf-8")

@@ -281,4 +281,5 @@ class Migration:
                     continue
                 await process(ctx, job, reconcile=action is Action.RECONCILE,
                               last_attempt=entry.attempts if entry else 0,
-                              known_ids=entry.known_image_ids if entry else ())
+                              known_ids=entry.known_image_ids if entry else (),
+                              doubt_fingerprint=entry.fingerprint if entry else None)

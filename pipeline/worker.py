@@ -115,16 +115,24 @@ def _error_fields(exc: EnsError) -> dict[str, Any]:
 
 
 async def process(ctx: WorkerContext, job: Job, *, reconcile: bool, last_attempt: int,
-                  known_ids: tuple[str, ...]) -> None:
-    """Carry one job to an outcome (or leave it pending/in doubt when the run stops)."""
+                  known_ids: tuple[str, ...], doubt_fingerprint: str | None = None) -> None:
+    """Carry one job to an outcome (or leave it pending/in doubt when the run stops).
+
+    ``doubt_fingerprint`` is the fingerprint of the attempt left in doubt: when the row changed
+    since, an image that attempt created is recorded under the old parameters, and the new ones
+    are still sent (the design's "changed row is sent again").
+    """
     if reconcile:
-        found = await _reconcile(ctx, job, known_ids)
+        old_fp = doubt_fingerprint or job.fingerprint
+        found = await _reconcile(ctx, job, known_ids, fingerprint=old_fp)
         if found is None:
             ctx.stats.in_doubt += 1
             return
-        if found:
+        if found and old_fp == job.fingerprint:
             ctx.breaker.record_success()
             return
+        if found:
+            known_ids = (*known_ids, found)
     await _send(ctx, job, last_attempt, known_ids)
 
 
@@ -232,8 +240,9 @@ async def _fail(ctx: WorkerContext, job: Job, fields: dict[str, Any], why: str |
         ctx.control.stop(StopReason.BREAKER, tripped)
 
 
-async def _reconcile(ctx: WorkerContext, job: Job, known_ids: tuple[str, ...]) -> bool | None:
-    """Look the name up: True adopted, False provably absent, None could not tell."""
+async def _reconcile(ctx: WorkerContext, job: Job, known_ids: tuple[str, ...], *,
+                     fingerprint: str | None = None) -> str | None:
+    """Look the name up: the adopted ImageId, "" when provably absent, None when we cannot tell."""
     for attempt in range(ctx.lookup_attempts):
         await ctx.lookup.limiter.acquire()
         ctx.stats.lookups += 1
@@ -252,11 +261,12 @@ async def _reconcile(ctx: WorkerContext, job: Job, known_ids: tuple[str, ...]) -
             if len(fresh) > 1:
                 log.warning("several images carry this name", job=job.name, image_ids=fresh)
             await ctx.journal.append(r.JOB_RECONCILED, job.name,
-                                     {"fp": job.fingerprint, "image_id": fresh[0]})
+                                     {"fp": fingerprint or job.fingerprint, "image_id": fresh[0]})
             ctx.stats.adopted += 1
-            return True
-        await ctx.journal.append(r.JOB_RECONCILED, job.name, {"fp": job.fingerprint, "image_id": None})
-        return False
+            return fresh[0]
+        await ctx.journal.append(r.JOB_RECONCILED, job.name,
+                                 {"fp": fingerprint or job.fingerprint, "image_id": None})
+        return ""
     return None
 
 

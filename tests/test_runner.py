@@ -145,9 +145,6 @@ async def test_in_doubt_reconciled_before_anything_is_sent(journal: Path, api: F
     assert all(len(api.images[n]) == 1 for n in ("present", "absent"))
 
 
-@pytest.mark.xfail(strict=True, reason="an in-doubt job whose row changed is planned RECONCILE and "
-                   "the worker adopts the image the OLD parameters created, journaling it under the NEW "
-                   "fingerprint: the new parameters are never imported")
 @pytest.mark.asyncio
 async def test_in_doubt_with_changed_row_not_done_by_old_image(journal: Path, api: FakeEns) -> None:
     """An image created by an in-doubt attempt with the old parameters does not count as the
