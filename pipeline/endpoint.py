@@ -97,7 +97,7 @@ def parse_endpoint(value: str, *, allow_insecure: bool = False) -> Endpoint:
         raise ConfigError(
             f"endpoint {value!r}: plain http:// would send signed requests unencrypted and is "
             "only accepted for loopback hosts (127.0.0.0/8, ::1, localhost); use https://, "
-            "or allow insecure HTTP explicitly"
+            "or pass --insecure-http to allow it"
         )
     return Endpoint(scheme, host, port)
 
