@@ -140,7 +140,12 @@ class Migration:
             await probe()
         except EnsError as exc:
             code = str(getattr(exc, "code", type(exc).__name__))
-            if is_systemic(code) and code not in ("NoPermission",) and not code.startswith("Forbidden"):
+            if code.startswith("InvalidTimeStamp"):
+                self.ctx.control.stop(StopReason.BREAKER,
+                                      f"ENS refused the request time before any import: {exc}. The local "
+                                      "clock is off; synchronise it (NTP, e.g. `chronyc makestep`) and run "
+                                      "again")
+            elif is_systemic(code) and code not in ("NoPermission",) and not code.startswith("Forbidden"):
                 self.ctx.control.stop(StopReason.BREAKER,
                                       f"ENS refused our credentials before any import: {exc}. Check the "
                                       "access key pair, the security token and the local clock")
