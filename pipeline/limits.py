@@ -107,10 +107,10 @@ class RateGate:
     The promise is the cap: never more than ``floor(rate)`` grants in any window of
     ``1 + guard`` seconds, the first second included (aiolimiter alone would allow an initial
     burst on top of the steady rate). ``guard`` absorbs jitter between grant and arrival at the
-    server; it costs ``guard / (1 + guard)`` of the rate (3% at the default).
+    server; it costs ``guard / (1 + guard)`` of the rate (2% at the default).
     """
 
-    def __init__(self, ceiling: float, *, start: float | None = None, guard: float = 0.03,
+    def __init__(self, ceiling: float, *, start: float | None = None, guard: float = 0.02,
                  clock: Clock = time.monotonic, sleep: Sleep = anyio.sleep,
                  aimd: AimdConfig | None = None) -> None:
         if ceiling <= 0:

@@ -16,7 +16,7 @@ class RetryPolicy:
     """Exponential backoff with full jitter, capped delay, attempts and time per job."""
 
     max_attempts: int = 6
-    base_delay: float = 0.5
+    base_delay: float = 0.25
     max_delay: float = 20.0
     max_elapsed: float = 600.0
 

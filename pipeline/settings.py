@@ -62,7 +62,7 @@ class RunSettings:
     connect_timeout: float = 5.0
     max_retry_time: float = 600.0
     retry_max_delay: float = 20.0
-    reconcile_delay: float = 2.0
+    reconcile_delay: float = 1.0
     lookup_rate: float = 10.0
     transport: str = "aiohttp"
     breaker_warmup: int = 20
