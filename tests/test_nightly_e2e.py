@@ -175,3 +175,18 @@ def test_skip_existing_imports_nothing_twice_when_the_journal_was_lost(tmp_path:
         assert _import_requests(sim) == sent
         assert "existing 80" in err
         assert imported_counts(sim.images()) == dict.fromkeys(valid, 1)
+
+
+def test_watch_finishes_the_wait_a_run_did_not_do(tmp_path: Path) -> None:
+    """`ens-migrate watch --journal J` polls the images a run imported until they are Available."""
+    valid, _ = write_jobs(tmp_path / "jobs.csv", 20)
+    journal = tmp_path / "j.jsonl"
+    with SimProcess("--available-after", "1.0") as sim:
+        code, err = _run(sim, tmp_path / "jobs.csv", journal, "--rate", "200")
+        assert code == 0, err
+        watched = cli("watch", "--journal", str(journal), "--endpoint", sim.url, "--poll-interval", "0.2",
+                      "--quiet")
+    assert watched.returncode == 0, watched.stderr
+    assert f"{len(valid)} Available" in watched.stderr
+    statuses = [r["status"] for r in journal_records(journal) if r["event"] == "job.status"]
+    assert statuses == ["Available"] * len(valid)
