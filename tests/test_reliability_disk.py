@@ -95,9 +95,8 @@ def test_a_full_disk_before_the_run_is_refused_before_any_import(tmp_path: Path,
     """No space left for the lock or the journal: exit 2 "the disk is full", no ImportImage sent."""
     write_jobs(tmp_path / "jobs.csv", 5)
     point = tmpfs("size=64k")
-    with (point / "filler").open("wb") as filler, pytest.raises(OSError, match="No space"):
-        filler.write(b"\0" * (128 << 10))
-        filler.flush()
+    with pytest.raises(OSError, match="No space"):
+        (point / "filler").write_bytes(b"\0" * (128 << 10))
     with SimProcess() as sim:
         result = _run(sim, tmp_path / "jobs.csv", point / "j.jsonl")
         assert "ImportImage" not in sim.stats()["requests"]

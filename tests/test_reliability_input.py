@@ -197,7 +197,9 @@ def test_generated_bad_inputs(tmp_path: Path, sim: SimProcess, make: object, cod
     assert callable(make)
     path: Path = make(tmp_path)
     before = _accepted(sim)
-    extra = ("--endpoint", sim.url, "--journal", str(tmp_path / "j.jsonl"), "--quiet") if command == "run" else ()
+    extra = ("--endpoint", sim.url, "--journal", str(tmp_path / "j.jsonl"), "--quiet")
+    if command == "validate":
+        extra = ()
     result = cli_forked(tmp_path, command, str(path), *extra)
     sent = _accepted(sim) - before
     assert result.returncode == code, result.stderr

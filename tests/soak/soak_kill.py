@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.soak.kill_cycles import kill_cycles  # noqa: E402
+from tests.soak.kill_cycles import kill_cycles
 
 
 def main() -> int:
