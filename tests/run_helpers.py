@@ -136,3 +136,20 @@ def wait_for_line(path: Path, needle: str, deadline: float) -> bool:
 def journal_records(path: Path) -> list[dict[str, Any]]:
     """Every complete record of a journal."""
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+FAST = {"ENS_MIGRATE_RECONCILE_DELAY": "0.05"}
+"""Environment for test runs: look ambiguous attempts up after 50 ms instead of a second."""
+
+
+def run_against(sim: SimProcess, jobs: Path, journal: Path, *extra: str,
+                env: Mapping[str, str] | None = None) -> tuple[int, str]:
+    """``run JOBS`` against ``sim`` (quiet, fast reconcile); return (exit code, stderr)."""
+    result = cli("run", str(jobs), "--endpoint", sim.url, "--journal", str(journal), "--quiet", *extra,
+                 env={**FAST, **(env or {})})
+    return result.returncode, result.stderr
+
+
+def import_requests(sim: SimProcess) -> int:
+    """ImportImage requests the simulator has seen, whatever their outcome."""
+    return sum(sim.stats()["requests"].get("ImportImage", {}).values())

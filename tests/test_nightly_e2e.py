@@ -11,30 +11,19 @@ from pathlib import Path
 import pytest
 
 from tests.run_helpers import (
+    FAST,
     SimProcess,
     cli,
     cli_popen,
+    import_requests,
     imported_counts,
     journal_records,
+    run_against,
     wait_for_line,
     write_jobs,
 )
 
 pytestmark = pytest.mark.timeout(180)
-
-FAST = {"ENS_MIGRATE_RECONCILE_DELAY": "0.05"}
-
-
-def _run(sim: SimProcess, jobs: Path, journal: Path, *extra: str,
-         env: dict[str, str] | None = None) -> tuple[int, str]:
-    result = cli("run", str(jobs), "--endpoint", sim.url, "--journal", str(journal), "--quiet", *extra,
-                 env={**FAST, **(env or {})})
-    return result.returncode, result.stderr
-
-
-def _import_requests(sim: SimProcess) -> int:
-    return sum(sim.stats()["requests"].get("ImportImage", {}).values())
-
 
 def test_max_duration_stops_with_exit_3_and_the_rerun_completes_exactly_once(tmp_path: Path) -> None:
     """300 jobs at 20/s cannot finish in 3 s: exit 3 soon after, jobs deferred; the rerun finishes."""
@@ -43,7 +32,7 @@ def test_max_duration_stops_with_exit_3_and_the_rerun_completes_exactly_once(tmp
     summary = tmp_path / "summary.json"
     with SimProcess("--quota", "20") as sim:
         started = time.monotonic()
-        code, err = _run(sim, tmp_path / "jobs.csv", journal, "--rate", "20", "--max-duration", "3s",
+        code, err = run_against(sim, tmp_path / "jobs.csv", journal, "--rate", "20", "--max-duration", "3s",
                          "--summary", str(summary))
         assert code == 3, err
         assert time.monotonic() - started < 15
@@ -52,7 +41,7 @@ def test_max_duration_stops_with_exit_3_and_the_rerun_completes_exactly_once(tmp
         assert document["stopped"] == "deadline"
         assert document["counts"]["deferred"] > 200
         assert oct(summary.stat().st_mode & 0o777) == "0o600"
-        code, err = _run(sim, tmp_path / "jobs.csv", journal, "--rate", "200")
+        code, err = run_against(sim, tmp_path / "jobs.csv", journal, "--rate", "200")
         assert code == 0, err
         assert imported_counts(sim.images()) == dict.fromkeys(valid, 1)
 
@@ -77,7 +66,7 @@ def test_sigterm_drains_with_exit_3_and_the_rerun_completes_exactly_once(tmp_pat
         assert "SIGTERM" in err
         partial = len(sim.images())
         assert 0 < partial < len(valid)
-        code, err = _run(sim, tmp_path / "jobs.csv", tmp_path / "j.jsonl", "--rate", "200")
+        code, err = run_against(sim, tmp_path / "jobs.csv", tmp_path / "j.jsonl", "--rate", "200")
         assert code == 0, err
         assert imported_counts(sim.images()) == dict.fromkeys(valid, 1)
 
@@ -92,7 +81,7 @@ def test_a_second_signal_aborts_with_exit_130_and_the_rerun_is_exactly_once(tmp_
         os.kill(proc.pid, signal.SIGINT)  # type: ignore[attr-defined]
         _, err = proc.communicate(timeout=30)  # type: ignore[attr-defined]
         assert proc.returncode == 130, err  # type: ignore[attr-defined]
-        code, err = _run(sim, tmp_path / "jobs.csv", tmp_path / "j.jsonl", "--rate", "200")
+        code, err = run_against(sim, tmp_path / "jobs.csv", tmp_path / "j.jsonl", "--rate", "200")
         assert code == 0, err
         assert imported_counts(sim.images()) == dict.fromkeys(valid, 1)
 
@@ -112,17 +101,17 @@ def test_the_breaker_trips_on_no_permission_long_before_the_list_ends(tmp_path: 
     """A simulator answering NoPermission to every import: exit 4 after a handful of requests."""
     write_jobs(tmp_path / "jobs.csv", 1000)
     with SimProcess("--deny-all") as sim:
-        code, err = _run(sim, tmp_path / "jobs.csv", tmp_path / "j.jsonl", "--rate", "100")
+        code, err = run_against(sim, tmp_path / "jobs.csv", tmp_path / "j.jsonl", "--rate", "100")
         assert code == 4, err
         assert "NoPermission" in err
-        assert _import_requests(sim) < 40
+        assert import_requests(sim) < 40
 
 
 def test_a_wrong_secret_stops_the_run_with_exit_4_before_importing(tmp_path: Path) -> None:
     """A wrong AccessKeySecret: SignatureDoesNotMatch, exit 4, at most a few dozen requests."""
     write_jobs(tmp_path / "jobs.csv", 1000)
     with SimProcess() as sim:
-        code, err = _run(sim, tmp_path / "jobs.csv", tmp_path / "j.jsonl", "--rate", "100",
+        code, err = run_against(sim, tmp_path / "jobs.csv", tmp_path / "j.jsonl", "--rate", "100",
                          env={"ALIBABA_CLOUD_ACCESS_KEY_SECRET": "not-the-secret"})
         assert code == 4, err
         assert "SignatureDoesNotMatch" in err
@@ -135,7 +124,7 @@ def test_wait_records_available_and_server_side_failures(tmp_path: Path) -> None
     valid, _ = write_jobs(tmp_path / "jobs.csv", 40)
     journal = tmp_path / "j.jsonl"
     with SimProcess("--available-after", "1.0", "--fail-fraction", "0.2", "--seed", "4") as sim:
-        code, err = _run(sim, tmp_path / "jobs.csv", journal, "--rate", "200", "--wait",
+        code, err = run_against(sim, tmp_path / "jobs.csv", journal, "--rate", "200", "--wait",
                          "--poll-interval", "0.2")
     assert code == 1, err
     statuses = {r["key"]: r["status"] for r in journal_records(journal) if r["event"] == "job.status"}
@@ -154,7 +143,7 @@ def test_wait_ends_with_every_image_available(tmp_path: Path) -> None:
     valid, _ = write_jobs(tmp_path / "jobs.csv", 30)
     journal = tmp_path / "j.jsonl"
     with SimProcess("--available-after", "2.0") as sim:
-        code, err = _run(sim, tmp_path / "jobs.csv", journal, "--rate", "200", "--wait",
+        code, err = run_against(sim, tmp_path / "jobs.csv", journal, "--rate", "200", "--wait",
                          "--poll-interval", "0.3")
     assert code == 0, err
     document = json.loads(cli("status", "--journal", str(journal), "--json").stdout)
@@ -166,13 +155,13 @@ def test_skip_existing_imports_nothing_twice_when_the_journal_was_lost(tmp_path:
     """With the journal gone, --skip-existing finds the images by name and sends no ImportImage."""
     valid, _ = write_jobs(tmp_path / "jobs.csv", 80)
     with SimProcess() as sim:
-        code, err = _run(sim, tmp_path / "jobs.csv", tmp_path / "first.jsonl", "--rate", "200")
+        code, err = run_against(sim, tmp_path / "jobs.csv", tmp_path / "first.jsonl", "--rate", "200")
         assert code == 0, err
-        sent = _import_requests(sim)
-        code, err = _run(sim, tmp_path / "jobs.csv", tmp_path / "second.jsonl", "--rate", "200",
+        sent = import_requests(sim)
+        code, err = run_against(sim, tmp_path / "jobs.csv", tmp_path / "second.jsonl", "--rate", "200",
                          "--skip-existing")
         assert code == 0, err
-        assert _import_requests(sim) == sent
+        assert import_requests(sim) == sent
         assert "existing 80" in err
         assert imported_counts(sim.images()) == dict.fromkeys(valid, 1)
 
@@ -182,7 +171,7 @@ def test_watch_finishes_the_wait_a_run_did_not_do(tmp_path: Path) -> None:
     valid, _ = write_jobs(tmp_path / "jobs.csv", 20)
     journal = tmp_path / "j.jsonl"
     with SimProcess("--available-after", "1.0") as sim:
-        code, err = _run(sim, tmp_path / "jobs.csv", journal, "--rate", "200")
+        code, err = run_against(sim, tmp_path / "jobs.csv", journal, "--rate", "200")
         assert code == 0, err
         watched = cli("watch", "--journal", str(journal), "--endpoint", sim.url, "--poll-interval", "0.2",
                       "--quiet")

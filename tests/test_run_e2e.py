@@ -11,42 +11,31 @@ from pathlib import Path
 import pytest
 
 from tests.run_helpers import (
+    FAST,
     SimProcess,
     cli,
     cli_popen,
+    import_requests,
     imported_counts,
     journal_records,
+    run_against,
     wait_for_line,
     write_jobs,
 )
 
 pytestmark = pytest.mark.timeout(180)
 
-FAST = {"ENS_MIGRATE_RECONCILE_DELAY": "0.05"}
-
-
-def _run(sim: SimProcess, jobs: Path, journal: Path, *extra: str,
-         env: dict[str, str] | None = None) -> tuple[int, str]:
-    result = cli("run", str(jobs), "--endpoint", sim.url, "--journal", str(journal), "--quiet", *extra,
-                 env={**FAST, **(env or {})})
-    return result.returncode, result.stderr
-
-
-def _import_requests(sim: SimProcess) -> int:
-    return sum(sim.stats()["requests"].get("ImportImage", {}).values())
-
-
 def test_clean_run_imports_every_job_once_and_a_rerun_sends_nothing(tmp_path: Path) -> None:
     """A clean run imports each job exactly once (exit 0); running it again sends no ImportImage."""
     valid, _ = write_jobs(tmp_path / "jobs.csv", 60)
     with SimProcess() as sim:
-        code, err = _run(sim, tmp_path / "jobs.csv", tmp_path / "j.jsonl", "--rate", "200")
+        code, err = run_against(sim, tmp_path / "jobs.csv", tmp_path / "j.jsonl", "--rate", "200")
         assert code == 0, err
         assert imported_counts(sim.images()) == dict.fromkeys(valid, 1)
-        sent = _import_requests(sim)
-        code, err = _run(sim, tmp_path / "jobs.csv", tmp_path / "j.jsonl", "--rate", "200")
+        sent = import_requests(sim)
+        code, err = run_against(sim, tmp_path / "jobs.csv", tmp_path / "j.jsonl", "--rate", "200")
         assert code == 0, err
-        assert _import_requests(sim) == sent
+        assert import_requests(sim) == sent
         assert "already done 60" in err
 
 
@@ -56,7 +45,7 @@ def test_the_quota_is_held_in_every_second(tmp_path: Path) -> None:
     valid, _ = write_jobs(tmp_path / "jobs.csv", 160)
     with SimProcess("--quota", "40", "--latency", "0.02-0.1") as sim:
         started = time.monotonic()
-        code, err = _run(sim, tmp_path / "jobs.csv", tmp_path / "j.jsonl", "--rate", "40")
+        code, err = run_against(sim, tmp_path / "jobs.csv", tmp_path / "j.jsonl", "--rate", "40")
         elapsed = time.monotonic() - started
         stats = sim.stats()
     assert code == 0, err
@@ -73,7 +62,7 @@ def test_each_fault_alone_ends_with_every_job_imported_exactly_once(tmp_path: Pa
     """Whatever the fault, each valid job ends imported exactly once (the simulator's record)."""
     valid, _ = write_jobs(tmp_path / "jobs.csv", 50)
     with SimProcess("--fault", f"{fault}=0.25", "--seed", "3", "--slow-seconds", "1.0") as sim:
-        code, err = _run(sim, tmp_path / "jobs.csv", tmp_path / "j.jsonl", "--rate", "200",
+        code, err = run_against(sim, tmp_path / "jobs.csv", tmp_path / "j.jsonl", "--rate", "200",
                          "--timeout", "0.4")
         assert code == 0, err
         assert imported_counts(sim.images()) == dict.fromkeys(valid, 1)
@@ -87,7 +76,7 @@ def test_mixed_faults_and_invalid_rows(tmp_path: Path) -> None:
     faults = [a for f in ("error500", "error503", "drop_before", "drop_after", "slow_after", "garbage")
               for a in ("--fault", f"{f}=0.05")]
     with SimProcess(*faults, "--seed", "5", "--slow-seconds", "1.0", "--latency", "0.0-0.02") as sim:
-        code, err = _run(sim, tmp_path / "jobs.csv", tmp_path / "j.jsonl", "--rate", "300",
+        code, err = run_against(sim, tmp_path / "jobs.csv", tmp_path / "j.jsonl", "--rate", "300",
                          "--timeout", "0.4")
         counts = imported_counts(sim.images())
     assert code == 1, err
@@ -119,18 +108,19 @@ def test_permanent_errors_are_sent_once_and_retry_failed_sends_them_again(tmp_pa
     config = _widened_config(tmp_path)
     journal = tmp_path / "j.jsonl"
     with SimProcess() as sim:
-        code, err = _run(sim, jobs, journal, "--config", str(config), "--rate", "200")
+        code, err = run_against(sim, jobs, journal, "--config", str(config), "--rate", "200")
         assert code == 1, err
-        assert _import_requests(sim) == 15
+        assert import_requests(sim) == 15
         failed = [r for r in journal_records(journal) if r["event"] == "job.failed"]
         assert {r["code"] for r in failed} == {"InvalidParameter.Platform"}
         assert all(r["request_id"] for r in failed)
-        code, err = _run(sim, jobs, journal, "--config", str(config), "--rate", "200")
+        code, err = run_against(sim, jobs, journal, "--config", str(config), "--rate", "200")
         assert code == 1, err
-        assert _import_requests(sim) == 15
-        code, err = _run(sim, jobs, journal, "--config", str(config), "--rate", "200", "--retry-failed")
+        assert import_requests(sim) == 15
+        code, err = run_against(sim, jobs, journal, "--config", str(config), "--rate", "200",
+                                "--retry-failed")
         assert code == 1, err
-        assert _import_requests(sim) == 20
+        assert import_requests(sim) == 20
 
 
 def test_dry_run_sends_nothing_and_prints_the_plan(tmp_path: Path) -> None:
@@ -150,11 +140,11 @@ def test_a_torn_last_journal_line_is_ignored_and_truncated(tmp_path: Path) -> No
     valid, _ = write_jobs(tmp_path / "jobs.csv", 20)
     journal = tmp_path / "j.jsonl"
     with SimProcess() as sim:
-        code, err = _run(sim, tmp_path / "jobs.csv", journal, "--rate", "200")
+        code, err = run_against(sim, tmp_path / "jobs.csv", journal, "--rate", "200")
         assert code == 0, err
         with journal.open("ab") as handle:
             handle.write(b'{"v":1,"ts":"2026-11-27T00:00:00.000Z","event":"job.att')
-        code, err = _run(sim, tmp_path / "jobs.csv", journal, "--rate", "200")
+        code, err = run_against(sim, tmp_path / "jobs.csv", journal, "--rate", "200")
         assert code == 0, err
         assert journal.read_bytes().endswith(b"\n")
         assert b'"event":"job.att"' not in journal.read_bytes()
@@ -195,7 +185,7 @@ def test_kill_9_at_random_moments_then_a_final_run_imports_each_job_exactly_once
             os.kill(proc.pid, signal.SIGKILL)
             proc.communicate()
             journal_records(journal)  # every complete line still parses
-        code, err = _run(sim, tmp_path / "jobs.csv", journal, "--rate", "300", "--timeout", "0.4")
+        code, err = run_against(sim, tmp_path / "jobs.csv", journal, "--rate", "300", "--timeout", "0.4")
         assert code == 0, err
         assert imported_counts(sim.images()) == dict.fromkeys(valid, 1)
 
