@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import anyio
 import anyio.lowlevel
 import structlog
+from anyio.streams.memory import MemoryObjectReceiveStream
 
 from pipeline import records as r
 from pipeline.classify import is_systemic
@@ -75,7 +76,10 @@ class Migration:
         self.handle_signals = handle_signals
         self.progress = progress
         self.progress_interval = progress_interval
-        self._jobs_scope: anyio.CancelScope | None = None
+        self._holding = 0
+        """Jobs a worker has taken and not finished (a hard stop defers them)."""
+        self._workers_scope = anyio.CancelScope()
+        """Cancelled by a hard stop; the producer stays outside it and counts what is deferred."""
         self._list_error: JobListError | None = None
         self._journal_error: JournalError | None = None
 
@@ -101,14 +105,13 @@ class Migration:
                     await self._probe(probe)
                 async with anyio.create_task_group() as side:
                     side.start_soon(self._watch, watchers)
-                    with anyio.CancelScope() as self._jobs_scope:
-                        await self._run_jobs(rows)
+                    await self._run_jobs(rows)
                     watchers.cancel()
             finally:
                 stop = ctx.control.stop_reason
                 code = exit_code(ctx.stats, stop)
                 if ctx.gate.aimd.decreases:
-                    await writer.append(r.RATE_LEARNED, None, {"rate": round(ctx.gate.rate, 3)})
+                    await writer.append(r.RATE_LEARNED, None, {"rate": round(ctx.gate.learned_rate, 3)})
                 with anyio.CancelScope(shield=True):
                     # A dead writer (disk full) has closed its queue: nothing more can be recorded.
                     with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
@@ -198,8 +201,11 @@ class Migration:
     def abort(self, reason: StopReason, detail: str) -> None:
         """Stop now: cancel in-flight requests (they stay in doubt in the journal)."""
         self.ctx.control.stop(reason, detail)
-        if self._jobs_scope is not None:
-            self._jobs_scope.cancel()
+        if not self._workers_scope.cancel_called:
+            stats = self.ctx.stats
+            stats.in_doubt += stats.in_flight
+            stats.deferred += self._holding - stats.in_flight
+            self._workers_scope.cancel()
 
     async def _delete_failed_image(self, job: Job, image_id: str) -> bool:
         ctx = self.ctx
@@ -223,11 +229,15 @@ class Migration:
         if self.ctx.slots is None:
             self.ctx.slots = anyio.CapacityLimiter(self.concurrency)
         async with anyio.create_task_group() as tg:
-            async with receive:
-                for _ in range(self.concurrency * WORKERS_PER_SLOT):
-                    tg.start_soon(self._worker, receive.clone())
+            tg.start_soon(self._run_workers, receive)
             async with send:
                 await self._produce(rows, send)
+
+    async def _run_workers(self, receive: MemoryObjectReceiveStream[_Item]) -> None:
+        with self._workers_scope:
+            async with anyio.create_task_group() as workers, receive:
+                for _ in range(self.concurrency * WORKERS_PER_SLOT):
+                    workers.start_soon(self._worker, receive.clone())
 
     async def _produce(self, rows: Iterable[Validated],
                        send: anyio.abc.ObjectSendStream[_Item]) -> None:
@@ -268,8 +278,12 @@ class Migration:
                         return
                     stats.deferred += 1
                 else:
-                    stats.queued += 1
-                    await send.send((item, action, entry))
+                    try:
+                        await send.send((item, action, entry))
+                    except anyio.BrokenResourceError:  # a hard stop cancelled the workers
+                        stats.deferred += 1
+                    else:
+                        stats.queued += 1
         except JobListError as exc:
             self._list_error = exc
             ctx.control.stop(StopReason.INPUT, str(exc))
@@ -281,10 +295,14 @@ class Migration:
                 if ctx.control.stopping:
                     ctx.stats.deferred += 1
                     continue
-                if (action is Action.REPLACE and entry is not None and entry.image_id
-                        and not await self._delete_failed_image(job, entry.image_id)):
-                    continue
-                await process(ctx, job, reconcile=action is Action.RECONCILE,
-                              last_attempt=entry.attempts if entry else 0,
-                              known_ids=entry.known_image_ids if entry else (),
-                              doubt_fingerprint=entry.fingerprint if entry else None)
+                self._holding += 1
+                try:
+                    if (action is Action.REPLACE and entry is not None and entry.image_id
+                            and not await self._delete_failed_image(job, entry.image_id)):
+                        continue
+                    await process(ctx, job, reconcile=action is Action.RECONCILE,
+                                  last_attempt=entry.attempts if entry else 0,
+                                  known_ids=entry.known_image_ids if entry else (),
+                                  doubt_fingerprint=entry.fingerprint if entry else None)
+                finally:
+                    self._holding -= 1

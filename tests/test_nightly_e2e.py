@@ -25,15 +25,18 @@ from tests.run_helpers import (
 
 pytestmark = pytest.mark.timeout(180)
 
-def test_max_duration_stops_with_exit_3_and_the_rerun_completes_exactly_once(tmp_path: Path) -> None:
-    """300 jobs at 20/s cannot finish in 3 s: exit 3 soon after, jobs deferred; the rerun finishes."""
+@pytest.mark.parametrize("cutoff", ["soft", "hard"])
+def test_max_duration_stops_with_exit_3_and_the_rerun_completes_exactly_once(tmp_path: Path,
+                                                                              cutoff: str) -> None:
+    """300 jobs at 20/s cannot finish in 3 s: exit 3 soon after, jobs deferred; the rerun finishes.
+    A hard cutoff cancels requests in flight; they are reconciled by the rerun."""
     valid, _ = write_jobs(tmp_path / "jobs.csv", 300)
     journal = tmp_path / "j.jsonl"
     summary = tmp_path / "summary.json"
-    with SimProcess("--quota", "20") as sim:
+    with SimProcess("--quota", "20", "--latency", "0.2-0.5") as sim:
         started = time.monotonic()
         code, err = run_against(sim, tmp_path / "jobs.csv", journal, "--rate", "20", "--max-duration", "3s",
-                         "--summary", str(summary))
+                                "--cutoff", cutoff, "--summary", str(summary))
         assert code == 3, err
         assert time.monotonic() - started < 15
         document = json.loads(summary.read_text(encoding="utf-8"))
