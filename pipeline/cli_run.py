@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
 import time
@@ -35,6 +36,9 @@ from pipeline.timewindow import parse_duration, seconds_until
 from pipeline.worker import Control, WorkerContext
 
 log = structlog.get_logger("ens_migrate.run")
+
+
+PROBE_CONNECTIONS = 8
 
 
 def default_journal(jobs: tuple[str, ...], *, simulated: bool = False) -> Path:
@@ -190,9 +194,18 @@ async def _migrate(jobs: tuple[str, ...], rules: Any, journal_path: Path, ledger
         try:
             with display:
                 return await migration.run(iter_rows(jobs, rules),
-                                           probe=lambda: client.describe_self_images(page_size=1))
+                                           probe=lambda: _probe(client, settings.concurrency))
         finally:
             writer.close()
+
+
+async def _probe(client: EnsClient, concurrency: int) -> None:
+    """A few DescribeSelfImages calls side by side, before any import: they check the key, and they
+    open pooled connections (DNS, TCP and TLS set-up done), so the first imports do not arrive late
+    and bunch with those sent a second later."""
+    async with anyio.create_task_group() as tg:
+        for _ in range(min(PROBE_CONNECTIONS, concurrency)):
+            tg.start_soon(functools.partial(client.describe_self_images, page_size=1))
 
 
 async def _list_existing(client: EnsClient) -> dict[str, str]:
