@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import gc
 import os
 import time
@@ -19,6 +18,7 @@ from pipeline.breaker import BreakerConfig, CircuitBreaker
 from pipeline.cli_watch import wait_exit_code, wait_line, wait_phase
 from pipeline.client import EnsClient, make_http_client
 from pipeline.config import load_config
+from pipeline.errors import EnsError
 from pipeline.journal import JournalWriter, acquire_lock, read_ledger, repair_tail
 from pipeline.limits import Lookup, RateGate
 from pipeline.log import configure_logging
@@ -203,9 +203,19 @@ async def _probe(client: EnsClient, concurrency: int) -> None:
     """A few DescribeSelfImages calls side by side, before any import: they check the key, and they
     open pooled connections (DNS, TCP and TLS set-up done), so the first imports do not arrive late
     and bunch with those sent a second later."""
+    errors: list[EnsError] = []
+
+    async def one() -> None:
+        try:
+            await client.describe_self_images(page_size=1)
+        except EnsError as exc:
+            errors.append(exc)
+
     async with anyio.create_task_group() as tg:
         for _ in range(min(PROBE_CONNECTIONS, concurrency)):
-            tg.start_soon(functools.partial(client.describe_self_images, page_size=1))
+            tg.start_soon(one)
+    if errors:
+        raise errors[0]
 
 
 async def _list_existing(client: EnsClient) -> dict[str, str]:
