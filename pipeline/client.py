@@ -63,8 +63,8 @@ class EnsClient:
     the request may have been processed; ``pipeline.classify`` decides what happens next.
     """
 
-    __slots__ = ("_base", "_clock", "_credentials", "_extensions", "_host", "_http", "_nonce",
-                 "_user_agent")
+    __slots__ = ("_base", "_clock", "_credentials", "_direct", "_extensions", "_host", "_http",
+                 "_nonce", "_user_agent")
 
     def __init__(
         self,
@@ -84,15 +84,16 @@ class EnsClient:
         self._nonce = nonce
         self._user_agent = user_agent
         self._extensions = {"timeout": http.timeout.as_dict()}
+        self._direct = http.direct if isinstance(http, AiohttpClient) else None
 
     async def import_image(self, params: Mapping[str, str]) -> ImportResult:
         """Call ImportImage with wire-ready parameters (``Job.query()``)."""
-        response, data = await self.call("ImportImage", params)
+        status, headers, body = await self._exchange("ImportImage", params)
+        data = parse_answer(status, headers, body)
         image_id, request_id = data.get("ImageId"), data.get("RequestId")
         if not isinstance(image_id, str) or not image_id:
             # The call succeeded in some way we cannot read: the image may exist.
-            raise BadResponse(status=response.status_code, body_start=_start(response.content),
-                              delivery=Delivery.MAYBE_SENT)
+            raise BadResponse(status=status, body_start=_start(body), delivery=Delivery.MAYBE_SENT)
         return ImportResult(image_id, request_id if isinstance(request_id, str) else "")
 
     async def describe_images(
@@ -141,15 +142,22 @@ class EnsClient:
             params["ImageName"] = name
         if image_id is not None:
             params["ImageId"] = image_id
-        response, data = await self.call(action, params)
+        status, headers, body = await self._exchange(action, params)
+        data = parse_answer(status, headers, body)
         try:
             return _image_page(data)
         except (TypeError, ValueError, KeyError) as exc:
-            raise BadResponse(status=response.status_code, body_start=_start(response.content),
+            raise BadResponse(status=status, body_start=_start(body),
                               delivery=Delivery.MAYBE_SENT) from exc
 
     async def call(self, action: str, params: Mapping[str, str]) -> tuple[httpx.Response, dict[str, Any]]:
         """Send one signed RPC call; return the answer and its JSON body, or raise an EnsError."""
+        status, headers, body = await self._exchange(action, params)
+        response = httpx.Response(status, headers=list(headers.items()), content=body)
+        return response, parse_answer(status, headers, body)
+
+    async def _exchange(self, action: str, params: Mapping[str, str]) -> tuple[int, Mapping[str, str], bytes]:
+        """Sign and send one call; return (status, headers, body), or raise a TransportError."""
         creds = self._credentials
         signed = signing.sign_request(
             method="POST", host=self._host, action=action, params=params.items(),
@@ -162,14 +170,16 @@ class EnsClient:
         headers["user-agent"] = self._user_agent
         # httpx keeps an already-encoded query as is; the aiohttp transport below does too.
         url = f"{self._base}?{signed.query}" if signed.query else self._base
-        # Built directly, not with build_request: the client's default headers, params and
-        # cookies are not wanted, and merging them costs CPU on every call; its timeout is kept.
-        request = httpx.Request("POST", url, headers=headers, extensions=self._extensions)
         try:
+            if self._direct is not None:
+                return await self._direct.exchange(url, headers)
+            # Built directly, not with build_request: the client's default headers, params and
+            # cookies are not wanted, and merging them costs CPU on every call; its timeout is kept.
+            request = httpx.Request("POST", url, headers=headers, extensions=self._extensions)
             response = await self._http.send(request)
         except (httpx.HTTPError, aiohttp.ClientError, OSError) as exc:
             raise transport_error(exc, f"{action} to {self._host}") from exc
-        return response, parse_answer(response.status_code, response.headers, response.content)
+        return response.status_code, response.headers, response.content
 
 
 def parse_answer(status: int, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
@@ -301,6 +311,45 @@ class VerbatimAiohttpTransport(AiohttpTransport):
                               extensions=extensions)
 
 
+class AiohttpClient(httpx.AsyncClient):
+    """The httpx client over ``VerbatimAiohttpTransport``; ``EnsClient`` posts through ``direct``.
+
+    Going through ``httpx.AsyncClient.send`` builds and validates an httpx URL, Request, Headers,
+    Response and cookie jar per call on top of aiohttp's own: about a third of the client-side CPU
+    of an ImportImage (tests/bench/bench_overhead.py). The transport, pool, TLS and timeouts are
+    the same either way; anything else (tests, the httpx transport) keeps the plain httpx path.
+    """
+
+    def __init__(self, *, transport: VerbatimAiohttpTransport, timeout: httpx.Timeout,
+                 base_url: str) -> None:
+        super().__init__(transport=transport, timeout=timeout, base_url=base_url, follow_redirects=False)
+        self.direct = DirectPost(transport, timeout)
+
+
+class DirectPost:
+    """A bodiless signed POST straight through the transport's aiohttp session."""
+
+    __slots__ = ("_timeout", "_transport")
+
+    def __init__(self, transport: VerbatimAiohttpTransport, timeout: httpx.Timeout) -> None:
+        self._transport = transport
+        self._timeout = aiohttp.ClientTimeout(sock_connect=timeout.connect, sock_read=timeout.read,
+                                              connect=timeout.pool)
+
+    async def exchange(self, url: str, headers: Mapping[str, str]) -> tuple[int, Mapping[str, str], bytes]:
+        """POST ``url`` (already encoded, sent verbatim) with exactly ``headers``; read the answer."""
+        transport = self._transport
+        if not isinstance(transport.client, aiohttp.ClientSession):
+            transport.client = transport.get_client()
+        async with transport.client.request(
+            "POST", yarl.URL(url, encoded=True), headers=headers,
+            skip_auto_headers=("Content-Type",), allow_redirects=False, auto_decompress=False,
+            compress=False, timeout=self._timeout,
+        ) as response:
+            body = await response.read()
+        return response.status, response.headers, body
+
+
 def make_http_client(
     endpoint: Endpoint, *, concurrency: int, connect_timeout: float, read_timeout: float,
     transport: Literal["aiohttp", "httpx"] = "aiohttp",
@@ -312,12 +361,10 @@ def make_http_client(
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     timeout = httpx.Timeout(connect=connect_timeout, read=read_timeout, write=read_timeout,
                             pool=connect_timeout)
-    base: httpx.AsyncBaseTransport
     if transport == "aiohttp":
-        base = VerbatimAiohttpTransport(verify=True, limits=limits)
-    elif transport == "httpx":
-        base = httpx.AsyncHTTPTransport(verify=True, limits=limits, retries=0)
-    else:
-        raise ValueError(f"transport must be 'aiohttp' or 'httpx', got {transport!r}")
-    return httpx.AsyncClient(transport=base, timeout=timeout, base_url=endpoint.url,
-                             follow_redirects=False)
+        return AiohttpClient(transport=VerbatimAiohttpTransport(verify=True, limits=limits),
+                             timeout=timeout, base_url=endpoint.url)
+    if transport == "httpx":
+        return httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(verify=True, limits=limits, retries=0),
+                                 timeout=timeout, base_url=endpoint.url, follow_redirects=False)
+    raise ValueError(f"transport must be 'aiohttp' or 'httpx', got {transport!r}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Mapping
@@ -38,7 +39,14 @@ _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan
 def utc_now() -> str:
     """A UTC timestamp with milliseconds, ``2026-11-27T15:40:00.123Z``."""
     now = time.time()
-    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(now % 1 * 1000):03d}Z"
+    second = int(now)
+    return f"{_second(second)}{int((now - second) * 1000):03d}Z"
+
+
+@functools.lru_cache(maxsize=4)
+def _second(second: int) -> str:
+    # Two records per request share their second: formatting it once saves most of utc_now's cost.
+    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
 
 
 def encode(event: str, key: str | None, fields: Mapping[str, Any], *, ts: str | None = None) -> bytes:

@@ -138,6 +138,8 @@ async def process(ctx: WorkerContext, job: Job, *, reconcile: bool, last_attempt
 
 async def _send(ctx: WorkerContext, job: Job, seq: int, known_ids: tuple[str, ...]) -> None:
     stats, key = ctx.stats, job.name
+    # Computed once: each is a hash or a dict build, and the loop needs them on every attempt.
+    fingerprint, params = job.fingerprint, job.query()
     started = ctx.clock()
     tries = 0
     resigned = False
@@ -147,9 +149,9 @@ async def _send(ctx: WorkerContext, job: Job, seq: int, known_ids: tuple[str, ..
             stats.deferred += 1
             return
         seq += 1
-        attempt: dict[str, Any] = {"fp": job.fingerprint, "attempt": seq}
+        attempt: dict[str, Any] = {"fp": fingerprint, "attempt": seq}
         if first:
-            attempt.update(source=job.source, line=job.line, params=job.query())
+            attempt.update(source=job.source, line=job.line, params=params)
             ctx.budget.record_first_attempt()
         try:
             async with _slot(ctx.slots):
@@ -166,13 +168,13 @@ async def _send(ctx: WorkerContext, job: Job, seq: int, known_ids: tuple[str, ..
                 stats.requests += 1
                 stats.in_flight += 1
                 try:
-                    result = await ctx.api.import_image(job.query())
+                    result = await ctx.api.import_image(params)
                 finally:
                     stats.in_flight -= 1
         except EnsError as exc:
             disposition = classify(exc)
             fields = _error_fields(exc)
-            fields.update(fp=job.fingerprint, attempt=seq)
+            fields.update(fp=fingerprint, attempt=seq)
             if disposition is Disposition.THROTTLED:
                 stats.throttled += 1
                 retry_after = exc.retry_after if isinstance(exc, ApiError) else None
@@ -221,7 +223,7 @@ async def _send(ctx: WorkerContext, job: Job, seq: int, known_ids: tuple[str, ..
             continue
         ctx.gate.on_success()
         await ctx.journal.append(r.JOB_IMPORTED, key, {
-            "fp": job.fingerprint, "attempt": seq, "image_id": result.image_id,
+            "fp": fingerprint, "attempt": seq, "image_id": result.image_id,
             "request_id": result.request_id, "via": "import"})
         stats.imported += 1
         ctx.breaker.record_success()
