@@ -24,6 +24,9 @@ from pipeline.stats import RunStats, StopReason
 
 log = structlog.get_logger("ens_migrate.worker")
 
+NOT_SENT_STOPPED = "NotSent.Stopping"
+"""Code of the record that closes an attempt a stopping run never sent (the job stays pending)."""
+
 
 class Imported(Protocol):
     """What ImportImage returns."""
@@ -162,7 +165,13 @@ async def _send(ctx: WorkerContext, job: Job, seq: int, known_ids: tuple[str, ..
                 await ctx.journal.append_durable(r.JOB_ATTEMPT, key, attempt)
                 epoch = await ctx.gate.acquire()
                 if ctx.control.stopping:
-                    stats.in_doubt += 1  # its attempt is on disk: the next run looks it up first
+                    # Its attempt is on disk but it was never sent: say so, or the next run would
+                    # have to look it up first.
+                    await ctx.journal.append(r.JOB_ERROR, key, {
+                        "fp": job.fingerprint, "attempt": seq, "code": NOT_SENT_STOPPED,
+                        "message": "not sent: the run was stopping", "status": None,
+                        "ambiguous": False})
+                    stats.deferred += 1
                     return
                 first = False
                 stats.requests += 1

@@ -439,20 +439,20 @@ async def stop_while_at_gate(journal: Path, api: FakeEns, reason: StopReason) ->
 
 @pytest.mark.asyncio
 async def test_abort_while_waiting_at_gate_sends_nothing(journal: Path, api: FakeEns) -> None:
-    """An abort while a job waits for a rate slot: not sent, and in doubt (its attempt is on disk)."""
+    """An abort while a job waits for a rate slot: not sent, and recorded as not sent (deferred)."""
     ctx = await stop_while_at_gate(journal, api, StopReason.ABORT)
     assert api.calls == []
-    assert ctx.stats.in_doubt == 1
+    assert ctx.stats.deferred == 1
 
 
 @pytest.mark.asyncio
 async def test_drain_while_waiting_at_gate_sends_nothing(journal: Path, api: FakeEns) -> None:
-    """A drain (no new requests) that starts while a job waits for a rate grant keeps it unsent;
-    its attempt is on disk, so it is in doubt (looked up first next run)."""
+    """A drain (no new requests) that starts while a job waits for a rate grant keeps it unsent,
+    and the journal closes its attempt as not sent: pending, so the next run needs no lookup."""
     ctx = await stop_while_at_gate(journal, api, StopReason.SIGNAL)
     assert api.calls == []
-    assert ctx.stats.in_doubt == 1
-    assert ledger_of(journal).jobs[JOB.name].state is JobState.IN_DOUBT
+    assert ctx.stats.deferred == 1
+    assert ledger_of(journal).jobs[JOB.name].state is JobState.PENDING
 
 
 @pytest.mark.asyncio
