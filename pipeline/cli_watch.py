@@ -28,7 +28,7 @@ log = structlog.get_logger("ens_migrate.wait")
 async def wait_phase(journal_path: Path, target: Target, settings: RunSettings, *,
                      image_timeout: float, min_interval: float) -> WaitResult:
     """Poll every imported image of the journal that has no final status yet (lock held)."""
-    pending = pending_images(read_ledger(journal_path))
+    pending = pending_images(read_ledger(journal_path, detail=True))
     if not pending:
         return WaitResult()
     log.info("waiting for images to become Available", images=len(pending))

@@ -58,4 +58,7 @@ def encode(event: str, key: str | None, fields: Mapping[str, Any], *, ts: str | 
         raise ValueError(f"journal fields may not replace the envelope: {sorted(clash)}")
     record: dict[str, Any] = {"v": SCHEMA_VERSION, "ts": ts or utc_now(), "event": event, "key": key}
     record.update(fields)
+    if "params" in record:
+        # Parameters last: a fold that does not keep them cuts them off before decoding.
+        record["params"] = record.pop("params")
     return (_encoder.encode(record) + "\n").encode("utf-8")
