@@ -154,9 +154,10 @@ def _set_error(job: JobLedger, rec: Mapping[str, Any]) -> None:
     job.http_status = rec.get("status")
 
 
-def fold(decoded: Iterable[Mapping[str, Any]], *, keep_params: bool = False) -> Ledger:
+def fold(decoded: Iterable[Mapping[str, Any]], *, keep_params: bool = False,
+         detail: bool = True) -> Ledger:
     """Fold a stream of decoded records into a ``Ledger``."""
-    ledger = Ledger()
+    ledger = Ledger(detail=detail)
     for rec in decoded:
         ledger.apply(rec, keep_params=keep_params)
     return ledger
