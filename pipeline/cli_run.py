@@ -15,7 +15,7 @@ import click
 import structlog
 
 from pipeline.breaker import BreakerConfig, CircuitBreaker
-from pipeline.cli_watch import wait_exit_code, wait_line, wait_phase
+from pipeline.cli_watch import wait_exit_code, wait_line, wait_options, wait_phase
 from pipeline.client import EnsClient, make_http_client
 from pipeline.config import load_config
 from pipeline.errors import EnsError
@@ -31,7 +31,7 @@ from pipeline.runner import Migration, RunOutcome, Window
 from pipeline.settings import RunSettings, resolve_settings
 from pipeline.stats import RunStats
 from pipeline.summary import summary_document, summary_line, write_summary
-from pipeline.target import Target, open_target
+from pipeline.target import Target, open_target, target_options
 from pipeline.timewindow import parse_duration, seconds_until
 from pipeline.worker import Control, WorkerContext
 
@@ -50,11 +50,9 @@ def default_journal(jobs: tuple[str, ...], *, simulated: bool = False) -> Path:
 
 @click.command("run")
 @click.argument("jobs", nargs=-1, required=True)
+@target_options
 @click.option("--journal", type=click.Path(path_type=Path),
               help="Journal file (default runs/<list>.journal.jsonl).")
-@click.option("--config", "config_path", type=click.Path(path_type=Path), help="TOML config file.")
-@click.option("--endpoint", help="ENS endpoint URL (default: from --region).")
-@click.option("--region", help="Region ID, e.g. cn-beijing; picks the endpoint.")
 @click.option("--rate", type=float, help="ImportImage requests per second, never exceeded in any second.")
 @click.option("--concurrency", type=int, help="Requests in flight at most.")
 @click.option("--max-attempts", type=int, help="Tries per job before it is recorded failed.")
@@ -62,7 +60,6 @@ def default_journal(jobs: tuple[str, ...], *, simulated: bool = False) -> Path:
 @click.option("--retry-failed", is_flag=True, help="Also re-attempt jobs that failed in earlier runs.")
 @click.option("--dry-run", is_flag=True, help="Validate, read the journal, print the plan; send nothing.")
 @click.option("--simulate", is_flag=True, help="Import into the built-in simulator (no cloud account).")
-@click.option("--insecure-http", is_flag=True, help="Allow a plain http:// endpoint that is not loopback.")
 @click.option("--max-duration", help="Stop submitting after this long, e.g. 90m or 4h (exit 3).")
 @click.option("--deadline", help="Stop submitting at this time, HH:MM [Zone] (exit 3).")
 @click.option("--cutoff", type=click.Choice(["soft", "hard"]), default="soft", show_default=True,
@@ -74,11 +71,7 @@ def default_journal(jobs: tuple[str, ...], *, simulated: bool = False) -> Path:
 @click.option("--replace-failed-images", is_flag=True,
               help="With --retry-failed: delete an image that failed server-side, then import again.")
 @click.option("--wait", is_flag=True, help="After importing, poll until every image is Available or failed.")
-@click.option("--wait-timeout", default="120m", show_default=True,
-              help="With --wait: give up on an image still importing after this long (exit 3).")
-@click.option("--poll-interval", type=float, default=3.0, show_default=True,
-              help="With --wait: first interval between status polls, seconds (grows to 30).")
-@click.option("--log-format", type=click.Choice(["console", "json"]), help="Log format on stderr.")
+@wait_options
 @click.option("--quiet", is_flag=True, help="Only warnings and the final summary.")
 def run(jobs: tuple[str, ...], journal: Path | None, config_path: Path | None, dry_run: bool,
         simulate: bool, retry_failed: bool, insecure_http: bool, max_duration: str | None,

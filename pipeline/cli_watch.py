@@ -18,7 +18,7 @@ from pipeline.journal import JournalWriter, acquire_lock, read_ledger, repair_ta
 from pipeline.limits import Lookup
 from pipeline.log import configure_logging
 from pipeline.settings import RunSettings, resolve_settings
-from pipeline.target import Target, open_target
+from pipeline.target import F, Target, open_target, target_options
 from pipeline.timewindow import parse_duration
 from pipeline.waiter import Waiter, WaitResult, pending_images
 
@@ -84,17 +84,18 @@ def wait_line(result: WaitResult) -> str:
             f"importing after the timeout, {result.left} not checked (stopped); {result.polls} polls")
 
 
+def wait_options(command: F) -> F:
+    """``--wait-timeout`` and ``--poll-interval`` (watch, and run with --wait)."""
+    command = click.option("--poll-interval", type=float, default=3.0, show_default=True,
+                           help="First interval between status polls, seconds (grows to 30).")(command)
+    return click.option("--wait-timeout", default="120m", show_default=True,
+                        help="Give up on an image still importing after this long (exit 3).")(command)
+
+
 @click.command("watch")
 @click.option("--journal", type=click.Path(path_type=Path), required=True, help="The run's journal.")
-@click.option("--config", "config_path", type=click.Path(path_type=Path), help="TOML config file.")
-@click.option("--endpoint", help="ENS endpoint URL (default: from --region).")
-@click.option("--region", help="Region ID, e.g. cn-beijing; picks the endpoint.")
-@click.option("--insecure-http", is_flag=True, help="Allow a plain http:// endpoint that is not loopback.")
-@click.option("--wait-timeout", default="120m", show_default=True,
-              help="Give up on an image still importing after this long.")
-@click.option("--poll-interval", type=float, default=3.0, show_default=True,
-              help="First interval between polls, seconds (grows to 30).")
-@click.option("--log-format", type=click.Choice(["console", "json"]), help="Log format on stderr.")
+@target_options
+@wait_options
 @click.option("--quiet", is_flag=True, help="Only warnings and the final line.")
 def watch(journal: Path, config_path: Path | None, insecure_http: bool, wait_timeout: str,
           poll_interval: float, quiet: bool, **flags: Any) -> int:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -16,7 +17,25 @@ from pipeline.errors import ConfigError
 from pipeline.replay import Ledger
 from pipeline.settings import RunSettings
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 SIMULATOR = "simulator"
+
+_TARGET_OPTIONS = (
+    click.option("--config", "config_path", type=click.Path(path_type=Path), help="TOML config file."),
+    click.option("--endpoint", help="ENS endpoint URL (default: from --region)."),
+    click.option("--region", help="Region ID, e.g. cn-beijing; picks the endpoint."),
+    click.option("--insecure-http", is_flag=True,
+                 help="Allow a plain http:// endpoint that is not loopback."),
+    click.option("--log-format", type=click.Choice(["console", "json"]), help="Log format on stderr."),
+)
+
+
+def target_options(command: F) -> F:
+    """The options every command that talks to ENS takes: config, endpoint, region, log format."""
+    for option in reversed(_TARGET_OPTIONS):
+        command = option(command)
+    return command
 
 
 @dataclass(frozen=True, slots=True)
