@@ -15,16 +15,17 @@ import anyio
 import anyio.lowlevel
 from hypothesis.configuration import set_hypothesis_home_dir
 
-from pipeline.breaker import CircuitBreaker
 from pipeline.errors import ApiError, Delivery, TransportError
-from pipeline.jobs import Job
-from pipeline.journal import JournalWriter, read_ledger
-from pipeline.limits import Lookup, RateGate
-from pipeline.replay import Ledger
-from pipeline.retry import RetryBudget, RetryPolicy
-from pipeline.runner import Migration, RunOutcome
-from pipeline.stats import RunStats
-from pipeline.worker import Control, WorkerContext
+from pipeline.joblist.job import Job
+from pipeline.journal.ledger import Ledger
+from pipeline.journal.reader import read_ledger
+from pipeline.journal.writer import JournalWriter
+from pipeline.run.breaker import CircuitBreaker
+from pipeline.run.limits import Lookup, RateGate
+from pipeline.run.migration import Migration, RunOutcome
+from pipeline.run.retry import RetryBudget, RetryPolicy
+from pipeline.run.stats import RunStats
+from pipeline.run.worker import Control, WorkerContext
 
 # Keep Hypothesis' cache out of the work tree: pytest warns about a .hypothesis directory there
 # (norecursedirs replaces the defaults) and filterwarnings=error turns that into a collection error.

@@ -14,7 +14,7 @@ from alibabacloud_ens20171110.client import Client
 from alibabacloud_tea_openapi.models import Config
 from alibabacloud_tea_util.models import RuntimeOptions
 
-from pipeline import signing
+from pipeline.ens import signing
 from pipeline.simulator import (
     DEV_ACCESS_KEY_ID,
     DEV_ACCESS_KEY_SECRET,
@@ -78,7 +78,7 @@ def signed(
     body: bytes = b"",
     version: str = signing.API_VERSION,
 ) -> tuple[str, dict[str, str]]:
-    """``(path_and_query, headers)`` of a V3-signed POST built with ``pipeline.signing``."""
+    """``(path_and_query, headers)`` of a V3-signed POST built with ``pipeline.ens.signing``."""
     request = signing.sign_request(
         method="POST", host=host, action=action, params=list((params or VALID).items()),
         access_key_id=key_id, access_key_secret=secret, security_token=security_token,

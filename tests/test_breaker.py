@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.breaker import BreakerConfig, CircuitBreaker
+from pipeline.run.breaker import BreakerConfig, CircuitBreaker
 
 CONFIG = BreakerConfig(warmup=20, max_failure_ratio=0.5, systemic_streak=5)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.classify import Disposition, classify, is_systemic
+from pipeline.ens.classify import Disposition, classify, is_systemic
 from pipeline.errors import ApiError, BadResponse, Delivery, TransportError
 
 D = Disposition

@@ -24,13 +24,13 @@ from alibabacloud_ens20171110 import models as sdk_models
 from alibabacloud_ens20171110.client import Client as SdkClient
 from alibabacloud_tea_openapi.utils_models import Config as SdkConfig
 
-from pipeline import signing
-from pipeline.classify import Disposition, classify
-from pipeline.client import EnsClient, ImportResult, make_http_client, transport_error
-from pipeline.credentials import Credentials
-from pipeline.endpoint import Endpoint, parse_endpoint
+from pipeline.ens import signing
+from pipeline.ens.classify import Disposition, classify
+from pipeline.ens.client import EnsClient, ImportResult, make_http_client, transport_error
+from pipeline.ens.credentials import Credentials
+from pipeline.ens.endpoint import Endpoint, parse_endpoint
 from pipeline.errors import ApiError, BadResponse, Delivery, TransportError
-from pipeline.jobs import encode_disk_mapping
+from pipeline.joblist.job import encode_disk_mapping
 from tests.test_classify import API_CODES
 
 SECRET = "test-secret-value-0123"

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import BUILTIN_DEFAULTS, BUILTIN_RULES, load_config
+from pipeline.config import load_config
 from pipeline.errors import ConfigError
+from pipeline.joblist.rules import BUILTIN_DEFAULTS, BUILTIN_RULES, job_rules
 
 DEFAULT_TOML = Path(__file__).resolve().parent.parent / "config" / "default.toml"
 
@@ -29,14 +30,14 @@ def test_builtins_equal_config_default_toml() -> None:
 
 def test_loading_default_toml_changes_nothing() -> None:
     """Passing config/default.toml gives the same job rules as passing no file."""
-    assert load_config(DEFAULT_TOML).job_rules == load_config(None).job_rules
+    assert job_rules(load_config(DEFAULT_TOML)) == job_rules(load_config(None))
 
 
 def test_file_values_override_builtins_key_by_key(tmp_path: Path) -> None:
     """A key set in the file replaces the built-in one; the others stay."""
     path = config_file(tmp_path, '[rules]\nOSSRegion = ["cn-beijing", "cn-hangzhou"]\n'
                                  '[defaults]\nPlatform = "centos"\n')
-    rules = load_config(path).job_rules
+    rules = job_rules(load_config(path))
     assert rules.allowed["OSSRegion"] == ("cn-beijing", "cn-hangzhou")
     assert rules.allowed["OSType"] == BUILTIN_RULES["OSType"]
     assert dict(rules.defaults) == {**BUILTIN_DEFAULTS, "Platform": "centos"}
@@ -45,7 +46,7 @@ def test_file_values_override_builtins_key_by_key(tmp_path: Path) -> None:
 def test_empty_default_removes_a_builtin_default(tmp_path: Path) -> None:
     """Setting a default to "" means rows must fill that field themselves."""
     path = config_file(tmp_path, '[defaults]\nOSType = ""\n')
-    assert "OSType" not in load_config(path).job_rules.defaults
+    assert "OSType" not in job_rules(load_config(path)).defaults
 
 
 def test_other_sections_pass_through_raw(tmp_path: Path) -> None:
@@ -73,9 +74,10 @@ def test_other_sections_pass_through_raw(tmp_path: Path) -> None:
     ("run = 5\n", r"run must be a table"),
 ])
 def test_bad_config_names_file_key_and_fix(tmp_path: Path, text: str, message: str) -> None:
-    """Malformed TOML, unknown keys or sections and bad values raise ConfigError (exit 2)."""
+    """Malformed TOML, unknown keys or sections and bad values raise ConfigError (exit 2), at load
+    or when the job-list rules are built from the file (the command line does both first)."""
     with pytest.raises(ConfigError, match=message) as info:
-        load_config(config_file(tmp_path, text))
+        job_rules(load_config(config_file(tmp_path, text)))
     assert info.value.exit_code == 2
 
 

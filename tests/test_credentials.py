@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.credentials import Credentials, resolve_credentials
+from pipeline.ens.credentials import Credentials, resolve_credentials
 from pipeline.errors import CredentialsError
 
 SECRET = "SuperSecretValue0123456789"

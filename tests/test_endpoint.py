@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.endpoint import Endpoint, is_loopback, parse_endpoint, resolve_endpoint
+from pipeline.ens.endpoint import Endpoint, is_loopback, parse_endpoint, resolve_endpoint
 from pipeline.errors import ConfigError
 
 CENTRAL = ["cn-beijing", "cn-chengdu", "cn-hangzhou", "cn-heyuan", "cn-shanghai", "cn-wulanchabu",

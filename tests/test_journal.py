@@ -13,17 +13,12 @@ from pathlib import Path
 import anyio
 import pytest
 
-from pipeline import records as r
 from pipeline.errors import JournalError, JournalLocked
-from pipeline.journal import (
-    JournalWriter,
-    acquire_lock,
-    iter_records,
-    lock_path,
-    read_ledger,
-    repair_tail,
-)
-from pipeline.replay import JobState
+from pipeline.journal import records as r
+from pipeline.journal.ledger import JobState
+from pipeline.journal.lock import acquire_lock, lock_path
+from pipeline.journal.reader import iter_records, read_ledger, repair_tail
+from pipeline.journal.writer import JournalWriter
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,7 +32,7 @@ def line(event: str = r.JOB_ATTEMPT, key: str = "k", **fields: object) -> bytes:
 HOLDER = textwrap.dedent("""
     import sys
     from pathlib import Path
-    from pipeline.journal import acquire_lock
+    from pipeline.journal.lock import acquire_lock
     acquire_lock(Path(sys.argv[1]))
     print("locked", flush=True)
     sys.stdin.read()

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.limits import AimdConfig, AimdRate, RateGate, SlidingWindow
+from pipeline.run.limits import AimdConfig, AimdRate, RateGate, SlidingWindow
 from tests.fakes import FakeClock, UnpacedGate
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.plan import Action, plan
-from pipeline.replay import JobLedger, JobState
+from pipeline.journal.ledger import JobLedger, JobState
+from pipeline.run.plan import Action, plan
 
 FP = "f" * 32
 OTHER = "0" * 32

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
 from pipeline.errors import JobListError
-from pipeline.jobs import PARAMETERS
-from pipeline.readers import RawRow, read_job_list, read_stream
+from pipeline.joblist.job import PARAMETERS
+from pipeline.joblist.readers import RawRow, read_job_list, read_stream
 
 # Keep Hypothesis' cache out of the work tree: pytest warns about a .hypothesis directory there
 # (norecursedirs replaces the defaults) and filterwarnings=error turns that into a collection error.

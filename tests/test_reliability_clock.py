@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli_run import PROBE_CONNECTIONS
+from pipeline.cli.run import PROBE_CONNECTIONS
 from tests.run_helpers import SimProcess, cli, write_jobs
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.journal import iter_records
+from pipeline.journal.reader import iter_records
 from tests.run_helpers import SimProcess, cli, imported_counts, write_jobs
 
 pytestmark = pytest.mark.timeout(120)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli import main
+from pipeline.cli.main import main
 from tests.data.make_bad_corpus import BAD, CASES, Case
 from tests.run_helpers import SimProcess, cli, cli_env
 

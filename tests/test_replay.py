@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from pipeline import records as r
-from pipeline.replay import FINAL_STATES, JobState, Ledger, fold
+from pipeline.journal import records as r
+from pipeline.journal.ledger import FINAL_STATES, JobState, Ledger, fold
 
 KEY = "centos-7"
 FP = "a" * 32

@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from pipeline import records as r
-from pipeline.cli_report import report
-from pipeline.jobs import PARAMETERS, Job
-from pipeline.readers import read_stream
-from pipeline.replay import JobLedger, JobState, Ledger
-from pipeline.report import OUTCOME_COLUMNS, failed_rows, to_csv
-from pipeline.rules import JobRules, check_row, iter_rows
+from pipeline.cli.report import report
+from pipeline.joblist.job import PARAMETERS, Job
+from pipeline.joblist.readers import read_stream
+from pipeline.joblist.rules import JobRules
+from pipeline.joblist.validate import check_row, iter_rows
+from pipeline.journal import records as r
+from pipeline.journal.ledger import JobLedger, JobState, Ledger
+from pipeline.report.completion import OUTCOME_COLUMNS, failed_rows, to_csv
 from tests.test_status import RUN_1, Record, params, scenario, write_journal
 
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.retry import RetryBudget, RetryPolicy
+from pipeline.run.retry import RetryBudget, RetryPolicy
 from tests import fakes  # noqa: F401  (keeps Hypothesis' cache out of the work tree)
 
 POLICY = RetryPolicy(max_attempts=6, base_delay=0.5, max_delay=20.0, max_elapsed=600.0)

@@ -7,22 +7,21 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import BUILTIN_RULES, load_config
-from pipeline.jobs import PARAMETERS, Job, encode_disk_mapping
-from pipeline.readers import RawRow
-from pipeline.rules import (
-    ENUMERATED,
+from pipeline.config import load_config
+from pipeline.joblist.job import PARAMETERS, Job, encode_disk_mapping
+from pipeline.joblist.names import NameIndex
+from pipeline.joblist.readers import RawRow
+from pipeline.joblist.rules import BUILTIN_RULES, ENUMERATED, JobRules, job_rules
+from pipeline.joblist.validate import (
     REQUIRED,
     InvalidRow,
-    JobRules,
-    NameIndex,
     Problem,
     check_name,
     check_row,
     iter_rows,
 )
 
-RULES = load_config(None).job_rules
+RULES = job_rules(load_config(None))
 NO_DEFAULTS = JobRules({}, RULES.allowed)
 GOOD = {"ImageName": "img-1", "OSSBucket": "bucket", "OSSObject": "a/b c.qcow2"}
 

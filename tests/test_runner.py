@@ -15,15 +15,16 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from pipeline import records as r
-from pipeline.breaker import BreakerConfig, CircuitBreaker
 from pipeline.errors import ApiError, JobListError, JournalError
-from pipeline.journal import JournalWriter, read_ledger, repair_tail
-from pipeline.replay import JobState
-from pipeline.retry import RetryBudget, RetryPolicy
-from pipeline.rules import InvalidRow, Problem, Validated
-from pipeline.runner import Migration, Window, invalid_key
-from pipeline.stats import StopReason
+from pipeline.joblist.validate import InvalidRow, Problem, Validated
+from pipeline.journal import records as r
+from pipeline.journal.ledger import JobState
+from pipeline.journal.reader import read_ledger, repair_tail
+from pipeline.journal.writer import JournalWriter
+from pipeline.run.breaker import BreakerConfig, CircuitBreaker
+from pipeline.run.migration import Migration, Window, invalid_key
+from pipeline.run.retry import RetryBudget, RetryPolicy
+from pipeline.run.stats import StopReason
 from tests.fakes import (
     LOOKUP_NOT_SENT,
     LOOKUP_OK,

@@ -21,8 +21,9 @@ from alibabacloud_tea_openapi.utils import Utils
 from darabonba.request import DaraRequest
 
 from pipeline.config import load_config
-from pipeline.jobs import Job
-from pipeline.rules import iter_rows
+from pipeline.joblist.job import Job
+from pipeline.joblist.rules import job_rules
+from pipeline.joblist.validate import iter_rows
 from pipeline.simulator.config import DEV_ACCESS_KEY_ID, DEV_ACCESS_KEY_SECRET
 from tests.run_helpers import cli
 
@@ -104,7 +105,7 @@ def test_every_request_verifies_with_the_sdk_and_params_equal_the_jobs(
                  "--rate", "200", "--quiet")
     assert result.returncode == 0, result.stderr
     assert oracle.refused == []
-    jobs = [j for j in iter_rows([str(ROOT / job_list)], load_config(None).job_rules) if isinstance(j, Job)]
+    jobs = [j for j in iter_rows([str(ROOT / job_list)], job_rules(load_config(None))) if isinstance(j, Job)]
     assert sorted(oracle.imports, key=lambda q: q["ImageName"]) == sorted(
         (j.query() for j in jobs), key=lambda q: q["ImageName"])
     assert "DescribeSelfImages" in oracle.actions

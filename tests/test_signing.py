@@ -10,8 +10,8 @@ from darabonba.request import DaraRequest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline import signing
-from pipeline.jobs import PARAMETERS, encode_disk_mapping
+from pipeline.ens import signing
+from pipeline.joblist.job import PARAMETERS, encode_disk_mapping
 
 AWKWARD = "中文 名称*~/+%&=:#?@!'()[]{}\"\\,;é\t"
 values = st.text(alphabet=st.sampled_from(AWKWARD) | st.characters(exclude_categories=("Cs",)),

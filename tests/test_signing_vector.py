@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline import signing
+from pipeline.ens import signing
 
 
 def test_official_v3_vector() -> None:

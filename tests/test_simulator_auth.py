@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from pipeline import signing
+from pipeline.ens import signing
 from pipeline.simulator import DEV_ACCESS_KEY_SECRET, Simulator, SimulatorConfig
 from pipeline.simulator.auth import NonceMemory
 from tests.simulator_fixtures import VALID, error_code, in_process, signed, simulator
@@ -25,7 +25,7 @@ async def post(client: httpx.AsyncClient, target: str, headers: dict[str, str],
 
 @pytest.mark.asyncio
 async def test_hand_signed_request_is_accepted() -> None:
-    """A request signed with pipeline.signing and the configured pair creates an image."""
+    """A request signed with pipeline.ens.signing and the configured pair creates an image."""
     client, state = in_process()
     async with client:
         response = await post(client, *signed(HOST))

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.stats import EXIT_MEANINGS, RunStats, StopReason, exit_code
-from pipeline.summary import summary_document, summary_line, write_summary
+from pipeline.report.summary import summary_document, summary_line, write_summary
+from pipeline.run.stats import EXIT_MEANINGS, RunStats, StopReason, exit_code
 
 
 @pytest.mark.parametrize(("counters", "stop", "expected"), [

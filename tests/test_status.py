@@ -11,10 +11,10 @@ from typing import Any
 
 from click.testing import CliRunner
 
-from pipeline import records as r
-from pipeline.cli_status import status
-from pipeline.journal import iter_records, read_ledger
-from pipeline.status import Counts, fold_journal, summarize
+from pipeline.cli.status import status
+from pipeline.journal import records as r
+from pipeline.journal.reader import iter_records, read_ledger
+from pipeline.report.status import Counts, fold_journal, summarize
 
 Record = tuple[str, str | None, Mapping[str, Any]]
 
@@ -259,7 +259,7 @@ def test_status_reads_without_modifying_the_journal(tmp_path: Path) -> None:
 
 def test_command_in_a_real_process(tmp_path: Path) -> None:
     """Run as a process: --json on stdout, exit 0; a missing journal exits 2."""
-    code = "from pipeline.cli_status import status; status()"
+    code = "from pipeline.cli.status import status; status()"
     ok = subprocess.run([sys.executable, "-c", code, "--journal", str(scenario(tmp_path)), "--json"],
                         capture_output=True, text=True, timeout=60, check=False)
     assert ok.returncode == 0, ok.stderr

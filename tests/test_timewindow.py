@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from pipeline.errors import UsageError
-from pipeline.timewindow import parse_duration, seconds_until
+from pipeline.run.window import parse_duration, seconds_until
 
 
 @pytest.mark.parametrize(("text", "seconds"), [

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli import main
+from pipeline.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADER = ["ImageName", "OSSBucket", "OSSObject", "OSType", "ImageFormat", "DiskDeviceMapping"]

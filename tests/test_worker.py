@@ -13,13 +13,13 @@ from typing import Any
 import anyio
 import pytest
 
-from pipeline import records as r
-from pipeline.breaker import BreakerConfig, CircuitBreaker
-from pipeline.journal import JournalWriter
-from pipeline.replay import JobState
-from pipeline.retry import RetryBudget, RetryPolicy
-from pipeline.stats import StopReason
-from pipeline.worker import Control, WorkerContext, process
+from pipeline.journal import records as r
+from pipeline.journal.ledger import JobState
+from pipeline.journal.writer import JournalWriter
+from pipeline.run.breaker import BreakerConfig, CircuitBreaker
+from pipeline.run.retry import RetryBudget, RetryPolicy
+from pipeline.run.stats import StopReason
+from pipeline.run.worker import Control, WorkerContext, process
 from tests.fakes import (
     LOOKUP_DENIED,
     LOOKUP_NOT_SENT,

@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl
 
 import anyio
 
-from pipeline.signing import API_VERSION
+from pipeline.ens.signing import API_VERSION
 from pipeline.simulator.actions import READ_ACTIONS, import_image_reply
 from pipeline.simulator.auth import AuthRequest
 from pipeline.simulator.faults import BEFORE, GARBAGE_HTML, ConnectionFinder, drop_connection

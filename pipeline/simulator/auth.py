@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from pipeline import signing
+from pipeline.ens import signing
 
 DATE_WINDOW = 15 * 60
 """Maximum |server clock - x-acs-date|, seconds (ens-api.md §3.1)."""

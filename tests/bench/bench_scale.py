@@ -3,8 +3,8 @@
 Run: .venv/bin/python tests/bench/bench_scale.py [--rows 1000000] [--records 1000000]
 Each measurement is a child process (os.wait4: its own peak RSS and CPU). Job list: `ens-migrate
 validate` and `ens-migrate run --dry-run` (no journal yet) against a naive baseline that reads
-every row into a list (csv.DictReader). Journal: pipeline.journal.read_ledger folding a journal of
-RECORDS lines written with pipeline.records.encode (half job.attempt with parameters, half
+every row into a list (csv.DictReader). Journal: pipeline.journal.reader.read_ledger folding a journal of
+RECORDS lines written with pipeline.journal.records.encode (half job.attempt with parameters, half
 job.imported: RECORDS / 2 jobs) against a naive baseline that json.loads every line into a list.
 Goals (exit 1 when missed): validate and --dry-run under 100 MB; read_ledger under 5 s and 300 MB.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from harness import Child, check, machine, ours, run_child, write_jobs
 
-from pipeline import records
+from pipeline.journal import records
 
 NAIVE_ROWS = """
 import csv, sys
@@ -35,7 +35,7 @@ print(len(recs))
 FOLD = """
 import sys, time
 from pathlib import Path
-from pipeline.journal import read_ledger
+from pipeline.journal.reader import read_ledger
 started = time.perf_counter()
 ledger = read_ledger(Path(sys.argv[1]))
 print(len(ledger.jobs), ledger.records, round(time.perf_counter() - started, 3))

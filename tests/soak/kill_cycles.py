@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.errors import JournalError
-from pipeline.journal import iter_records
+from pipeline.journal.reader import iter_records
 from tests.run_helpers import SimProcess, cli, cli_popen, imported_counts, write_jobs
 
 FAST = {"ENS_MIGRATE_RECONCILE_DELAY": "0.05", "ENS_MIGRATE_LOOKUP_RATE": "200"}

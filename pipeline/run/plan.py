@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-from pipeline.replay import JobLedger, JobState
+from pipeline.journal.ledger import JobLedger, JobState
 
 
 class Action(enum.Enum):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol, cast
 
 from pipeline.errors import JobListError
-from pipeline.jobs import PARAMETERS
+from pipeline.joblist.job import PARAMETERS
 
 MAX_LINE_BYTES = 1 << 20
 """A physical line (or JSON element) longer than this is not a job list; refuse it, stay bounded."""

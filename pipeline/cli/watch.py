@@ -12,15 +12,17 @@ import anyio
 import click
 import structlog
 
-from pipeline.client import EnsClient, make_http_client
+from pipeline.cli.target import F, Target, open_target, target_options
 from pipeline.config import load_config
-from pipeline.journal import JournalWriter, acquire_lock, read_ledger, repair_tail
-from pipeline.limits import Lookup
+from pipeline.ens.client import EnsClient, make_http_client
+from pipeline.journal.lock import acquire_lock
+from pipeline.journal.reader import read_ledger, repair_tail
+from pipeline.journal.writer import JournalWriter
 from pipeline.log import configure_logging
+from pipeline.run.limits import Lookup
+from pipeline.run.wait import Waiter, WaitResult, pending_images
+from pipeline.run.window import parse_duration
 from pipeline.settings import RunSettings, resolve_settings
-from pipeline.target import F, Target, open_target, target_options
-from pipeline.timewindow import parse_duration
-from pipeline.waiter import Waiter, WaitResult, pending_images
 
 log = structlog.get_logger("ens_migrate.wait")
 

@@ -12,15 +12,15 @@ from typing import Any, Protocol
 import anyio
 import structlog
 
-from pipeline import records as r
-from pipeline.breaker import CircuitBreaker
-from pipeline.classify import Disposition, classify
+from pipeline.ens.classify import Disposition, classify
 from pipeline.errors import ApiError, EnsError
-from pipeline.jobs import Job
-from pipeline.journal import JournalWriter
-from pipeline.limits import Clock, Lookup, RateGate, Sleep
-from pipeline.retry import RetryBudget, RetryPolicy
-from pipeline.stats import RunStats, StopReason
+from pipeline.joblist.job import Job
+from pipeline.journal import records as r
+from pipeline.journal.writer import JournalWriter
+from pipeline.run.breaker import CircuitBreaker
+from pipeline.run.limits import Clock, Lookup, RateGate, Sleep
+from pipeline.run.retry import RetryBudget, RetryPolicy
+from pipeline.run.stats import RunStats, StopReason
 
 log = structlog.get_logger("ens_migrate.worker")
 
@@ -45,7 +45,7 @@ class FoundImage(Protocol):
 
 
 class ImageApi(Protocol):
-    """The calls a run needs (``pipeline.client.EnsClient`` has them)."""
+    """The calls a run needs (``pipeline.ens.client.EnsClient`` has them)."""
 
     async def import_image(self, params: Mapping[str, str]) -> Imported: ...
     async def find_images_by_name(self, name: str) -> Sequence[FoundImage]: ...

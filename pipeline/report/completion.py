@@ -8,9 +8,9 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from pipeline.jobs import PARAMETERS
-from pipeline.replay import JobLedger, JobState, Ledger
-from pipeline.status import current_jobs
+from pipeline.joblist.job import PARAMETERS
+from pipeline.journal.ledger import JobLedger, JobState, Ledger
+from pipeline.report.status import current_jobs
 
 OUTCOME_COLUMNS: tuple[str, ...] = (
     "State", "ImageId", "Code", "Message", "HttpStatus", "RequestIds", "Attempts", "FirstSeen",

@@ -14,26 +14,29 @@ import anyio
 import click
 import structlog
 
-from pipeline.breaker import BreakerConfig, CircuitBreaker
-from pipeline.cli_watch import wait_exit_code, wait_line, wait_options, wait_phase
-from pipeline.client import EnsClient, make_http_client
+from pipeline.cli.target import Target, open_target, target_options
+from pipeline.cli.watch import wait_exit_code, wait_line, wait_options, wait_phase
 from pipeline.config import load_config
+from pipeline.ens.client import EnsClient, make_http_client
 from pipeline.errors import EnsError
-from pipeline.journal import JournalWriter, acquire_lock, read_ledger, repair_tail
-from pipeline.limits import Lookup, RateGate
+from pipeline.joblist.rules import job_rules
+from pipeline.joblist.validate import InvalidRow, iter_rows
+from pipeline.journal.ledger import Ledger
+from pipeline.journal.lock import acquire_lock
+from pipeline.journal.reader import read_ledger, repair_tail
+from pipeline.journal.writer import JournalWriter
 from pipeline.log import configure_logging
-from pipeline.plan import SERVER_FAILED, Action, plan
-from pipeline.progress import Progress
-from pipeline.replay import Ledger
-from pipeline.retry import RetryBudget, RetryPolicy
-from pipeline.rules import InvalidRow, iter_rows
-from pipeline.runner import Migration, RunOutcome, Window
+from pipeline.report.progress import Progress
+from pipeline.report.summary import summary_document, summary_line, write_summary
+from pipeline.run.breaker import BreakerConfig, CircuitBreaker
+from pipeline.run.limits import Lookup, RateGate
+from pipeline.run.migration import Migration, RunOutcome, Window
+from pipeline.run.plan import SERVER_FAILED, Action, plan
+from pipeline.run.retry import RetryBudget, RetryPolicy
+from pipeline.run.stats import RunStats
+from pipeline.run.window import parse_duration, seconds_until
+from pipeline.run.worker import Control, WorkerContext
 from pipeline.settings import RunSettings, resolve_settings
-from pipeline.stats import RunStats
-from pipeline.summary import summary_document, summary_line, write_summary
-from pipeline.target import Target, open_target, target_options
-from pipeline.timewindow import parse_duration, seconds_until
-from pipeline.worker import Control, WorkerContext
 
 log = structlog.get_logger("ens_migrate.run")
 
@@ -80,13 +83,14 @@ def run(jobs: tuple[str, ...], journal: Path | None, config_path: Path | None, d
         **flags: Any) -> int:
     """Import every job of JOBS (CSV, JSON, JSON Lines) not done yet."""
     config = load_config(config_path)
+    rules = job_rules(config)
     settings = resolve_settings(flags=flags, env=os.environ,
                                 file_section=config.sections.get("run", {}), file_name=config.source)
     journal_path = journal or default_journal(jobs, simulated=simulate)
     stop_after = _window_seconds(max_duration, deadline)
     if dry_run:
         configure_logging(fmt=settings.log_format, quiet=quiet)
-        return _dry_run(jobs, config.job_rules, journal_path, retry_failed)
+        return _dry_run(jobs, rules, journal_path, retry_failed)
     lock_fd = acquire_lock(journal_path)
     try:
         with open_target(simulate=simulate, settings=settings, insecure_http=insecure_http,
@@ -105,7 +109,7 @@ def run(jobs: tuple[str, ...], journal: Path | None, config_path: Path | None, d
             options = _Options(retry_failed=retry_failed, stop_after=stop_after, hard=cutoff == "hard",
                                quiet=quiet, skip_existing=skip_existing,
                                replace_failed_images=replace_failed_images)
-            outcome = anyio.run(_migrate, jobs, config.job_rules, journal_path, ledger, settings,
+            outcome = anyio.run(_migrate, jobs, rules, journal_path, ledger, settings,
                                 target, options)
             elapsed = time.monotonic() - started
             waited = None

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from pipeline.stats import RunStats
+from pipeline.run.stats import RunStats
 
 log = structlog.get_logger("ens_migrate.progress")
 

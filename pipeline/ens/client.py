@@ -14,9 +14,10 @@ import yarl
 from httpx_aiohttp import AiohttpTransport
 from httpx_aiohttp.transport import AiohttpResponseStream, map_aiohttp_exceptions
 
-from pipeline import __version__, signing
-from pipeline.credentials import Credentials
-from pipeline.endpoint import Endpoint
+from pipeline import __version__
+from pipeline.ens import signing
+from pipeline.ens.credentials import Credentials
+from pipeline.ens.endpoint import Endpoint
 from pipeline.errors import ApiError, BadResponse, Delivery, TransportError
 
 USER_AGENT = f"ens-migrate/{__version__} python-httpx/{httpx.__version__}"
@@ -60,7 +61,7 @@ class EnsClient:
     """Calls ENS image APIs; every attempt is signed afresh (new date and nonce).
 
     Never retries: each failure is raised once as an ``EnsError`` whose ``delivery`` says whether
-    the request may have been processed; ``pipeline.classify`` decides what happens next.
+    the request may have been processed; ``pipeline.ens.classify`` decides what happens next.
     """
 
     __slots__ = ("_base", "_clock", "_credentials", "_direct", "_extensions", "_host", "_http",

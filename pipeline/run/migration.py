@@ -13,15 +13,15 @@ import anyio.lowlevel
 import structlog
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from pipeline import records as r
-from pipeline.classify import is_systemic
+from pipeline.ens.classify import is_systemic
 from pipeline.errors import EnsError, JobListError, JournalError
-from pipeline.jobs import Job
-from pipeline.plan import Action, plan
-from pipeline.replay import JobLedger, Ledger
-from pipeline.rules import InvalidRow, Validated
-from pipeline.stats import RunStats, StopReason, exit_code
-from pipeline.worker import WorkerContext, process
+from pipeline.joblist.job import Job
+from pipeline.joblist.validate import InvalidRow, Validated
+from pipeline.journal import records as r
+from pipeline.journal.ledger import JobLedger, Ledger
+from pipeline.run.plan import Action, plan
+from pipeline.run.stats import RunStats, StopReason, exit_code
+from pipeline.run.worker import WorkerContext, process
 
 log = structlog.get_logger("ens_migrate.runner")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import JournalError
-from pipeline.stats import EXIT_MEANINGS, RunStats, StopReason
+from pipeline.run.stats import EXIT_MEANINGS, RunStats, StopReason
 
 
 def summary_document(stats: RunStats, *, stop: StopReason | None, detail: str | None, code: int,

@@ -25,11 +25,11 @@ Exit codes:
 
 
 COMMANDS: dict[str, str] = {
-    "validate": "pipeline.cli_validate:validate",
-    "run": "pipeline.cli_run:run",
-    "status": "pipeline.cli_status:status",
-    "report": "pipeline.cli_report:report",
-    "watch": "pipeline.cli_watch:watch",
+    "validate": "pipeline.cli.validate:validate",
+    "run": "pipeline.cli.run:run",
+    "status": "pipeline.cli.status:status",
+    "report": "pipeline.cli.report:report",
+    "watch": "pipeline.cli.watch:watch",
     "simulator": "pipeline.simulator.command:simulator",
 }
 """Subcommand -> where it lives; imported only when used, so `validate` does not pay for the

@@ -10,11 +10,11 @@ from typing import Protocol
 
 import structlog
 
-from pipeline import records as r
-from pipeline.classify import Disposition, classify, is_systemic
+from pipeline.ens.classify import Disposition, classify, is_systemic
 from pipeline.errors import EnsError
-from pipeline.journal import JournalWriter
-from pipeline.replay import JobState, Ledger
+from pipeline.journal import records as r
+from pipeline.journal.ledger import JobState, Ledger
+from pipeline.journal.writer import JournalWriter
 
 log = structlog.get_logger("ens_migrate.wait")
 
@@ -43,7 +43,7 @@ class StatusPage(Protocol):
 
 
 class StatusApi(Protocol):
-    """The calls the waiter needs (``pipeline.client.EnsClient`` has them)."""
+    """The calls the waiter needs (``pipeline.ens.client.EnsClient`` has them)."""
 
     def iter_all_images(self) -> AsyncIterator[StatusImage]: ...
     async def describe_self_images(self, image_name: str | None = None, image_id: str | None = None,

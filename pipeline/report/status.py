@@ -6,9 +6,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline import records as r
-from pipeline.replay import JobLedger, JobState, Ledger
-from pipeline.stats import EXIT_MEANINGS
+from pipeline.journal import records as r
+from pipeline.journal.ledger import JobLedger, JobState, Ledger
+from pipeline.run.stats import EXIT_MEANINGS
 
 SCHEMA = 1
 """Version of the ``status --json`` document; bumped only when a key changes meaning or goes."""

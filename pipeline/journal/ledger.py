@@ -1,4 +1,4 @@
-"""Fold journal records into the latest state per job key (pure; the file I/O is journal.py's)."""
+"""Fold journal records into the latest state per job key (pure; reading the file is journal.reader's)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline import records as r
+from pipeline.journal import records as r
 
 
 class JobState(enum.Enum):

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli_status import CommandError, existing_journal
+from pipeline.cli.status import CommandError, existing_journal
 from pipeline.errors import EnsMigrateError
-from pipeline.journal import iter_records
-from pipeline.report import REPORT_COLUMNS, failed_rows, left_out, report_rows, to_csv
-from pipeline.status import fold_journal
-from pipeline.summary import write_private_atomic
+from pipeline.journal.reader import iter_records
+from pipeline.report.completion import REPORT_COLUMNS, failed_rows, left_out, report_rows, to_csv
+from pipeline.report.status import fold_journal
+from pipeline.report.summary import write_private_atomic
 
 COLUMNS_HELP = "\b\nReport columns:\n  " + ",\n  ".join(
     ", ".join(REPORT_COLUMNS[i:i + 5]) for i in range(0, len(REPORT_COLUMNS), 5)) + "\n"

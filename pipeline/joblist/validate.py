@@ -2,41 +2,23 @@
 
 from __future__ import annotations
 
-import bisect
 import json
 import re
-from array import array
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from pipeline.jobs import DISK_MAPPING_KEYS, PARAMETERS, Job, encode_disk_mapping
-from pipeline.readers import RawRow, read_job_list
+from pipeline.joblist.job import DISK_MAPPING_KEYS, PARAMETERS, Job, encode_disk_mapping
+from pipeline.joblist.names import NameIndex
+from pipeline.joblist.readers import RawRow, read_job_list
+from pipeline.joblist.rules import JobRules
 
 REQUIRED: tuple[str, ...] = ("ImageName", "ComputeType", "OSType", "ImageFormat", "Architecture")
-ENUMERATED: tuple[str, ...] = (
-    "ComputeType", "OSType", "ImageFormat", "Architecture", "Platform", "LicenseType", "OSSRegion",
-    "TargetOSSRegionId",
-)
-"""Fields whose values must come from a ``[rules]`` list in the config."""
-DEFAULTABLE: tuple[str, ...] = tuple(p for p in PARAMETERS if p not in ("ImageName", "DiskDeviceMapping"))
-"""Fields a ``[defaults]`` entry may fill."""
-
 _PARAMETER_SET = frozenset(PARAMETERS)
 _SIMPLE = _PARAMETER_SET - {"DiskDeviceMapping"}
 _NAME = re.compile("[A-Za-z\u4e00-\u9fa5][A-Za-z0-9\u4e00-\u9fa5:_-]{1,127}")
 _NAME_FIRST = re.compile("[A-Za-z\u4e00-\u9fa5]")
 _NAME_BAD = re.compile("[^A-Za-z0-9\u4e00-\u9fa5:_-]")
 _NAME_CHARS = "letters, Chinese characters, digits, ':', '_' and '-'"
-
-
-@dataclass(frozen=True, slots=True)
-class JobRules:
-    """What a valid row may hold: defaults for empty fields, and the allowed values per field."""
-
-    defaults: Mapping[str, str] = field(default_factory=dict)
-    """Field -> value used when a row leaves the field empty."""
-    allowed: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    """Enumerated field -> the values ImportImage accepts (see ``ENUMERATED``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,69 +171,6 @@ def _check_values(values: Mapping[str, str], has_mapping: bool, rules: JobRules,
         problems.append((missing, f"is empty but {given} is given; name both the bucket and the object"))
     elif not bucket and not has_mapping and not failed & {"OSSBucket", "OSSObject", "DiskDeviceMapping"}:
         problems.append(("OSSObject", "no image source; give OSSBucket and OSSObject, or DiskDeviceMapping"))
-
-
-class NameIndex:
-    """Where each ImageName was first seen, in 12 bytes per table slot (17-34 bytes per name).
-
-    A ``dict[str, int]`` of a million names costs over 100 MB; this keeps a 64-bit hash and a
-    32-bit position in two arrays with open addressing. The position counts lines across all
-    files, each file starting after the last line recorded from the one before. Two different
-    names share a hash with probability ~n²/2⁶⁵ (3e-8 for a million names): then the later one
-    is reported as a duplicate it is not.
-    """
-
-    def __init__(self) -> None:
-        self._keys = array("Q", [0]) * 1024
-        self._where = array("I", [0]) * 1024
-        self._count = 0
-        self._starts: list[int] = []
-        self._sources: list[str] = []
-        self._last = 0
-
-    def __len__(self) -> int:
-        return self._count
-
-    def first_seen(self, name: str, source: str, line: int) -> tuple[str, int] | None:
-        """Record ``name`` at ``source:line``; if seen before, return the first place and keep it.
-
-        Calls come file by file, lines increasing within a file.
-        """
-        # Python's str hash: 64-bit SipHash computed in C, and cached on the str.
-        key = hash(name) & 0xFFFFFFFFFFFFFFFF or 1
-        slot = self._slot(self._keys, key)
-        if self._keys[slot]:
-            where = self._where[slot]
-            file = bisect.bisect_right(self._starts, where - 1) - 1
-            return self._sources[file], where - self._starts[file]
-        if not self._sources or self._sources[-1] != source:
-            self._starts.append(self._last)
-            self._sources.append(source)
-        self._last = self._starts[-1] + line
-        self._keys[slot] = key
-        self._where[slot] = self._last
-        self._count += 1
-        if self._count * 10 > len(self._keys) * 7:
-            self._grow()
-        return None
-
-    @staticmethod
-    def _slot(keys: array[int], key: int) -> int:
-        mask = len(keys) - 1
-        slot = key & mask
-        while keys[slot] and keys[slot] != key:
-            slot = (slot + 1) & mask
-        return slot
-
-    def _grow(self) -> None:
-        keys, where = self._keys, self._where
-        self._keys = array("Q", [0]) * (2 * len(keys))
-        self._where = array("I", [0]) * (2 * len(keys))
-        for old, key in enumerate(keys):
-            if key:
-                slot = self._slot(self._keys, key)
-                self._keys[slot] = key
-                self._where[slot] = where[old]
 
 
 def iter_rows(paths: Iterable[str], rules: JobRules) -> Iterator[Validated]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.classify import is_systemic
+from pipeline.ens.classify import is_systemic
 
 
 @dataclass(frozen=True, slots=True)

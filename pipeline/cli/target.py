@@ -11,10 +11,10 @@ from typing import Any, TypeVar
 
 import click
 
-from pipeline.credentials import Credentials, resolve_credentials
-from pipeline.endpoint import Endpoint, resolve_endpoint
+from pipeline.ens.credentials import Credentials, resolve_credentials
+from pipeline.ens.endpoint import Endpoint, resolve_endpoint
 from pipeline.errors import ConfigError
-from pipeline.replay import Ledger
+from pipeline.journal.ledger import Ledger
 from pipeline.settings import RunSettings
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from pipeline.errors import EnsMigrateError
-from pipeline.journal import iter_records
-from pipeline.status import fold_journal, render_text, summarize
+from pipeline.journal.reader import iter_records
+from pipeline.report.status import fold_journal, render_text, summarize
 
 JSON_HELP = """\b
 --json prints one JSON document (schema 1):

@@ -10,7 +10,8 @@ import click
 
 from pipeline.config import load_config
 from pipeline.errors import JobListError
-from pipeline.rules import InvalidRow, iter_rows
+from pipeline.joblist.rules import job_rules
+from pipeline.joblist.validate import InvalidRow, iter_rows
 
 
 @click.command()
@@ -25,7 +26,7 @@ def validate(jobs: tuple[str, ...], output: str, config_path: Path | None) -> in
     Prints each problem to stdout and a summary to stderr. Exit 0 when every row is valid, 1 when
     some are not, 65 when a file cannot be read as a job list.
     """
-    rules = load_config(config_path).job_rules
+    rules = job_rules(load_config(config_path))
     out = sys.stdout
     rows = invalid = 0
     failure: JobListError | None = None

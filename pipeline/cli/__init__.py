@@ -1,0 +1,1 @@
+"""Command line: the click group, its lazily loaded commands and shared options."""

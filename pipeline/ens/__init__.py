@@ -1,0 +1,1 @@
+"""The ENS API edge: signed requests, credentials, endpoints, error classes."""

@@ -1,0 +1,1 @@
+"""Job lists: read, parse and validate rows into Jobs."""

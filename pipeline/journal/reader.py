@@ -1,0 +1,109 @@
+"""Read a journal: repair a torn tail, decode it line by line, fold it into a ledger."""
+
+from __future__ import annotations
+
+import gc
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from pipeline.errors import JournalError
+from pipeline.journal.ledger import Ledger, fold
+
+
+def repair_tail(path: Path) -> int:
+    """Truncate a torn last line (a crash mid-write) away; return how many bytes were dropped."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return 0
+    try:
+        size = os.fstat(fd).st_size
+        if size == 0:
+            return 0
+        pos = size
+        chunk = 4096
+        while pos > 0:
+            start = max(0, pos - chunk)
+            data = os.pread(fd, pos - start, start)
+            nl = data.rfind(b"\n")
+            if nl != -1:
+                keep = start + nl + 1
+                break
+            pos = start
+        else:
+            keep = 0
+        if keep != size:
+            os.ftruncate(fd, keep)
+            os.fsync(fd)
+        return size - keep
+    finally:
+        os.close(fd)
+
+
+def _decode(raw: bytes) -> Any:
+    """One line (UTF-8, ending in a newline) to its JSON value; ValueError when it is not JSON.
+
+    orjson parses the bytes directly, 3-4x faster than json's scanner: the fold of a
+    1,000,000-record journal spends most of its time here. (orjson.JSONDecodeError is a ValueError.)
+    """
+    return orjson.loads(raw)
+
+
+_PARAMS = b',"params":{'
+_PARAMS_END = b"}}\n"
+
+
+def _without_params(raw: bytes) -> bytes:
+    """The line with its trailing ``params`` object cut off, when it is last (the writer puts it
+    last); the byte pattern cannot occur inside a JSON string, where quotes are escaped."""
+    at = raw.find(_PARAMS)
+    if at == -1 or not raw.endswith(_PARAMS_END):
+        return raw
+    return raw[:at] + b"}\n"
+
+
+def iter_records(path: Path, *, skip_params: bool = False) -> Iterator[dict[str, Any]]:
+    """Decode a journal line by line; a corrupt line (not the torn tail) is a JournalError.
+
+    ``skip_params`` leaves job parameters out (most of an attempt record's bytes) for a fold
+    that does not keep them.
+    """
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise JournalError(f"cannot read journal {path}: {exc.strerror}") from exc
+    with handle:
+        for number, raw in enumerate(handle, 1):
+            if not raw.endswith(b"\n"):
+                return  # torn tail: ignored
+            try:
+                rec = _decode(_without_params(raw) if skip_params else raw)
+            except ValueError:
+                raise JournalError(
+                    f"{path}:{number}: not a journal record (corrupt line); move the file aside "
+                    "or repair that line"
+                ) from None
+            if not isinstance(rec, dict):
+                raise JournalError(f"{path}:{number}: not a journal record (not a JSON object)")
+            yield rec
+
+
+def read_ledger(path: Path, *, keep_params: bool = False, detail: bool = False) -> Ledger:
+    """Fold a journal file (read-only; no lock needed) into its ledger; ``detail`` keeps every
+    RequestId and first-seen time (a run needs neither)."""
+    # Folding allocates a few long-lived objects per job and nothing cyclic: the cyclic GC would
+    # walk the growing ledger again and again (a third of the fold's time on 1,000,000 records).
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return fold(iter_records(path, skip_params=not keep_params), keep_params=keep_params,
+                    detail=detail)
+    finally:
+        if gc_was_enabled:
+            gc.enable()

@@ -1,0 +1,1 @@
+"""What a run tells people: status, completion reports, the summary, live progress."""

@@ -1,0 +1,1 @@
+"""The run: plan each job, send it through rate-limited workers, retry, wait for images."""
