@@ -93,13 +93,23 @@ class Delivery(enum.Enum):
 
 
 class EnsError(EnsMigrateError):
-    """A call to ENS did not succeed."""
+    """A call to ENS did not succeed.
+
+    Every subclass sets ``code`` (ENS's Code, or ``HTTP<status>`` / ``Transport.*`` where ENS gave
+    none), ``status`` (the HTTP status, None without an answer) and ``request_id`` (None when ENS
+    named none), so callers read them without ``getattr``.
+    """
 
     delivery: Delivery = Delivery.ANSWERED
+    code: str
+    status: int | None = None
+    request_id: str | None = None
 
 
 class ApiError(EnsError):
     """ENS answered with an error body: ``{RequestId, HostId, Code, Message, Recommend}``."""
+
+    status: int
 
     def __init__(
         self,
@@ -128,6 +138,7 @@ class BadResponse(EnsError):
 
     def __init__(self, *, status: int, body_start: str, delivery: Delivery) -> None:
         self.status = status
+        self.request_id = None
         self.body_start = body_start
         self.delivery = delivery
         self.code = f"HTTP{status}"

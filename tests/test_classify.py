@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.ens.classify import Disposition, classify, is_systemic
+from pipeline.ens.classify import Disposition, classify, is_clock_skew, is_systemic, rejects_credentials
 from pipeline.errors import ApiError, BadResponse, Delivery, TransportError
 
 D = Disposition
@@ -93,3 +93,44 @@ def test_systemic_codes(code: str) -> None:
 def test_job_specific_codes_are_not_systemic(code: str) -> None:
     """Codes about one request's content or transient state do not trip the breaker."""
     assert not is_systemic(code)
+
+
+def _api(code: str, status: int = 400) -> ApiError:
+    return ApiError(code=code, message="m", status=status, request_id="R")
+
+
+# (error, rejects our credentials, refuses our clock)
+PREDICATES: list[tuple[ApiError | TransportError | BadResponse, bool, bool]] = [
+    (_api("SignatureDoesNotMatch"), True, False),
+    (_api("IncompleteSignature"), True, False),
+    (_api("InvalidAccessKeyId.NotFound", 404), True, False),
+    (_api("InvalidAccessKeyId.Inactive"), True, False),
+    (_api("InvalidSecurityToken.Expired"), True, False),
+    (_api("InvalidSecurityToken.Malformed"), True, False),
+    (_api("InvalidTimeStamp.Expired"), False, True),
+    (_api("InvalidTimeStamp.Format"), False, True),
+    (_api("NoPermission", 403), False, False),
+    (_api("Forbidden.RAM", 403), False, False),
+    (_api("Throttling.User"), False, False),
+    (_api("InvalidParameter"), False, False),
+    (TransportError("reset", delivery=Delivery.MAYBE_SENT), False, False),
+    (BadResponse(status=502, body_start="<html>", delivery=Delivery.ANSWERED), False, False),
+]
+
+
+@pytest.mark.parametrize(("error", "credentials", "clock"), PREDICATES, ids=lambda v: getattr(v, "code", v))
+def test_named_predicates(error: ApiError, credentials: bool, clock: bool) -> None:
+    """rejects_credentials: ENS refused who we are; is_clock_skew: it refused our time. A refused
+    permission (NoPermission, Forbidden*) is neither: the key works, the RAM policy lacks a grant."""
+    assert rejects_credentials(error) is credentials
+    assert is_clock_skew(error) is clock
+
+
+def test_every_ens_error_carries_code_status_and_request_id() -> None:
+    """Callers read code, status and request_id on any EnsError without getattr."""
+    api = _api("InternalError", 500)
+    assert (api.code, api.status, api.request_id) == ("InternalError", 500, "R")
+    bad = BadResponse(status=502, body_start="<html>", delivery=Delivery.ANSWERED)
+    assert (bad.code, bad.status, bad.request_id) == ("HTTP502", 502, None)
+    lost = TransportError("reset", delivery=Delivery.MAYBE_SENT)
+    assert (lost.code, lost.status, lost.request_id) == ("Transport.MaybeSent", None, None)

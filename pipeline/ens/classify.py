@@ -48,6 +48,19 @@ def classify(error: EnsError) -> Disposition:
     return Disposition.PERMANENT
 
 
+def rejects_credentials(error: EnsError) -> bool:
+    """True when ENS refused who we are (key, secret, token, signature), not what we asked for:
+    every later request would be refused alike. Permission and clock errors are not this."""
+    code = error.code
+    return (code in {"SignatureDoesNotMatch", "IncompleteSignature"}
+            or code.startswith(("InvalidAccessKeyId", "InvalidSecurityToken")))
+
+
+def is_clock_skew(error: EnsError) -> bool:
+    """True when ENS refused the request's time: the local clock is off."""
+    return error.code.startswith("InvalidTimeStamp")
+
+
 def is_systemic(code: str) -> bool:
     """True for codes that fail every request alike (credentials, permissions, clock): a run
     seeing them should stop early instead of failing each job in turn."""

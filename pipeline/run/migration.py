@@ -13,7 +13,7 @@ import anyio.lowlevel
 import structlog
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from pipeline.ens.classify import is_systemic
+from pipeline.ens.classify import is_clock_skew, rejects_credentials
 from pipeline.errors import EnsError, JobListError, JournalError
 from pipeline.joblist.job import Job
 from pipeline.joblist.validate import InvalidRow, Validated
@@ -142,13 +142,12 @@ class Migration:
         try:
             await probe()
         except EnsError as exc:
-            code = str(getattr(exc, "code", type(exc).__name__))
-            if code.startswith("InvalidTimeStamp"):
+            if is_clock_skew(exc):
                 self.ctx.control.stop(StopReason.BREAKER,
                                       f"ENS refused the request time before any import: {exc}. The local "
                                       "clock is off; synchronise it (NTP, e.g. `chronyc makestep`) and run "
                                       "again")
-            elif is_systemic(code) and code not in ("NoPermission",) and not code.startswith("Forbidden"):
+            elif rejects_credentials(exc):
                 self.ctx.control.stop(StopReason.BREAKER,
                                       f"ENS refused our credentials before any import: {exc}. Check the "
                                       "access key pair, the security token and the local clock")

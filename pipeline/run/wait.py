@@ -152,8 +152,7 @@ class Waiter:
                     if image.image_id in ids:
                         statuses[image.image_id] = image.status
         except EnsError as exc:
-            code = str(getattr(exc, "code", type(exc).__name__))
-            if classify(exc) is Disposition.PERMANENT and is_systemic(code):
+            if classify(exc) is Disposition.PERMANENT and is_systemic(exc.code):
                 raise
-            log.warning("status poll failed; trying again next round", code=code, error=str(exc))
+            log.warning("status poll failed; trying again next round", code=exc.code, error=str(exc))
         return statuses

@@ -107,8 +107,7 @@ def _slot(slots: anyio.CapacityLimiter | None) -> AbstractAsyncContextManager[An
 
 
 def _error_fields(exc: EnsError) -> dict[str, Any]:
-    fields: dict[str, Any] = {"code": getattr(exc, "code", type(exc).__name__),
-                              "status": getattr(exc, "status", None)}
+    fields: dict[str, Any] = {"code": exc.code, "status": exc.status}
     if isinstance(exc, ApiError):
         fields["message"] = exc.message
         fields["request_id"] = exc.request_id
@@ -262,7 +261,7 @@ async def _reconcile(ctx: WorkerContext, job: Job, known_ids: tuple[str, ...], *
                 images = await ctx.api.find_images_by_name(job.name)
         except EnsError as exc:
             disposition = classify(exc)
-            log.info("lookup failed", job=job.name, code=getattr(exc, "code", None), try_=attempt + 1)
+            log.info("lookup failed", job=job.name, code=exc.code, try_=attempt + 1)
             if disposition is Disposition.PERMANENT:
                 return None
             await ctx.sleep(ctx.policy.delay(attempts=attempt + 1, elapsed=0.0, rand=ctx.rand()) or 0.5)
