@@ -22,16 +22,58 @@ from __future__ import annotations
 import enum
 
 
+class ExitCode(enum.IntEnum):
+    """The exit codes of every command (design.md §3): the one table the help text, the summary's
+    ``exit_meaning`` and the status report are generated from."""
+
+    meaning: str
+    """A few words, for the summary and status."""
+    detail: str
+    """The line of ``--help``."""
+
+    def __new__(cls, value: int, meaning: str, detail: str) -> ExitCode:
+        member = int.__new__(cls, value)
+        member._value_ = value
+        member.meaning = meaning
+        member.detail = detail
+        return member
+
+    DONE = (0, "every job in the list is done",
+            "every job in the list is done (imported now or in an earlier run)")
+    FAILED = (1, "the run finished, but some jobs failed",
+              "the run finished, but some jobs failed (the report says which and why)")
+    USAGE = (2, "usage or configuration error",
+             "usage or configuration error: bad flag, unreadable config, no credentials")
+    STOPPED = (3, "stopped early and resumable",
+               "stopped early and resumable: deadline reached, or drained after SIGINT/SIGTERM")
+    BREAKER = (4, "aborted by the failure circuit breaker", "aborted by the failure circuit breaker")
+    JOB_LIST = (65, "the job list file is unreadable",
+                "the job list file itself is unreadable (encoding, header, JSON syntax)")
+    LOCKED = (75, "another run holds the journal lock", "another run holds the journal lock")
+    ABORTED = (130, "hard abort (second signal)", "hard abort (second signal)")
+
+    @classmethod
+    def meaning_of(cls, code: int | None) -> str:
+        """The meaning of any code, ``unknown`` for one not in the table (or None)."""
+        member = cls._value2member_map_.get(code) if code is not None else None
+        return member.meaning if isinstance(member, ExitCode) else "unknown"
+
+    @classmethod
+    def help_text(cls) -> str:
+        """The ``Exit codes:`` block of ``--help`` (``\\b`` keeps click from rewrapping it)."""
+        return "\b\nExit codes:\n" + "".join(f"  {m.value:<3} {m.detail}\n" for m in cls)
+
+
 class EnsMigrateError(Exception):
     """Base of every error ens-migrate raises on purpose."""
 
-    exit_code: int = 1
+    exit_code: int = ExitCode.FAILED
 
 
 class UsageError(EnsMigrateError):
     """A command-line argument or option we refuse."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class ConfigError(UsageError):
@@ -50,7 +92,7 @@ class CredentialsError(ConfigError):
 class JobListError(EnsMigrateError):
     """The job list file itself is unreadable: encoding, header, JSON syntax."""
 
-    exit_code = 65
+    exit_code = ExitCode.JOB_LIST
 
     def __init__(self, path: str, line: int | None, reason: str) -> None:
         self.path = path
@@ -63,13 +105,13 @@ class JobListError(EnsMigrateError):
 class JournalError(EnsMigrateError):
     """The journal cannot be opened, read or written."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class JournalLocked(JournalError):
     """Another run holds the journal's lock."""
 
-    exit_code = 75
+    exit_code = ExitCode.LOCKED
 
     def __init__(self, path: str, pid: int | None) -> None:
         self.path = path

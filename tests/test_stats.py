@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.errors import ExitCode
 from pipeline.report.summary import summary_document, summary_line, write_summary
-from pipeline.run.stats import EXIT_MEANINGS, RunStats, StopReason, exit_code
+from pipeline.run.stats import RunStats, StopReason, combine, exit_code
 
 
 @pytest.mark.parametrize(("counters", "stop", "expected"), [
@@ -34,10 +35,29 @@ def test_exit_code(counters: dict[str, int], stop: StopReason | None, expected: 
 
 
 def test_every_exit_code_has_a_meaning() -> None:
-    """Each code the table can produce is documented in EXIT_MEANINGS."""
+    """Each code the table can produce is an ExitCode, the contract's eight codes exactly."""
     produced = {exit_code(RunStats(), s) for s in StopReason} | {0, 1}
-    assert produced <= set(EXIT_MEANINGS)
-    assert set(EXIT_MEANINGS) == {0, 1, 2, 3, 4, 65, 75, 130}
+    assert produced <= {int(c) for c in ExitCode}
+    assert {int(c) for c in ExitCode} == {0, 1, 2, 3, 4, 65, 75, 130}
+    assert ExitCode.meaning_of(99) == ExitCode.meaning_of(None) == "unknown"
+
+
+def test_help_text_lists_every_code_with_its_detail() -> None:
+    """``--help``'s block is generated from the enum: one line per code, in order."""
+    lines = ExitCode.help_text().splitlines()
+    assert lines[:2] == ["\b", "Exit codes:"]
+    assert [line.split()[0] for line in lines[2:]] == [str(int(c)) for c in ExitCode]
+    assert all(c.detail in ExitCode.help_text() for c in ExitCode)
+
+
+@pytest.mark.parametrize(("run", "wait", "expected"), [
+    (0, 0, 0), (0, 1, 1), (0, 3, 3), (1, 0, 1), (1, 1, 1), (1, 3, 3),
+    (3, 0, 3), (3, 1, 3), (4, 0, 4), (4, 3, 4), (65, 1, 65), (130, 0, 130), (2, 3, 2),
+])
+def test_combine_run_and_wait(run: int, wait: int, expected: int) -> None:
+    """``run --wait``: a finished run (0/1) takes the worse of its code and the wait's (1 images
+    failed, 3 still importing); a stopped, aborted or refused run keeps its own code."""
+    assert combine(run, wait) == expected
 
 
 def test_done_counts_every_way_of_being_done() -> None:
@@ -59,7 +79,7 @@ def test_summary_document() -> None:
     doc = summary_document(stats, stop=StopReason.DEADLINE, detail="time window reached", code=3,
                            elapsed=4.0, rate=9.5, journal="j.jsonl")
     assert doc["stopped"] == "deadline"
-    assert (doc["exit_code"], doc["exit_meaning"]) == (3, EXIT_MEANINGS[3])
+    assert (doc["exit_code"], doc["exit_meaning"]) == (3, ExitCode.STOPPED.meaning)
     assert doc["import_rate_per_second"] == 5.0
     assert doc["counts"]["imported"] == 8
 

@@ -9,20 +9,7 @@ from collections.abc import Sequence
 import click
 
 from pipeline import __version__
-from pipeline.errors import EnsMigrateError
-
-EXIT_CODES_HELP = """\b
-Exit codes:
-  0   every job in the list is done (imported now or in an earlier run)
-  1   the run finished, but some jobs failed (the report says which and why)
-  2   usage or configuration error: bad flag, unreadable config, no credentials
-  3   stopped early and resumable: deadline reached, or drained after SIGINT/SIGTERM
-  4   aborted by the failure circuit breaker
-  65  the job list file itself is unreadable (encoding, header, JSON syntax)
-  75  another run holds the journal lock
-  130 hard abort (second signal)
-"""
-
+from pipeline.errors import EnsMigrateError, ExitCode
 
 COMMANDS: dict[str, str] = {
     "validate": "pipeline.cli.validate:validate",
@@ -50,7 +37,7 @@ class _LazyGroup(click.Group):
         return command
 
 
-@click.group(cls=_LazyGroup, epilog=EXIT_CODES_HELP,
+@click.group(cls=_LazyGroup, epilog=ExitCode.help_text(),
              context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ens-migrate")
 def cli() -> None:
@@ -64,16 +51,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                           standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("ens-migrate: aborted", err=True)
-        return 130
+        return ExitCode.ABORTED
     except click.ClickException as exc:
         exc.show()
-        return 2 if isinstance(exc, click.UsageError) else exc.exit_code
+        return ExitCode.USAGE if isinstance(exc, click.UsageError) else exc.exit_code
     except EnsMigrateError as exc:
         click.echo(f"ens-migrate: error: {exc}", err=True)
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    return result if isinstance(result, int) else 0
+    return result if isinstance(result, int) else ExitCode.DONE
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from pipeline.run.limits import Lookup, RateGate
 from pipeline.run.migration import Migration, RunOutcome, Window
 from pipeline.run.plan import SERVER_FAILED, Action, plan
 from pipeline.run.retry import RetryBudget, RetryPolicy
-from pipeline.run.stats import RunStats
+from pipeline.run.stats import RunStats, combine
 from pipeline.run.window import parse_duration, seconds_until
 from pipeline.run.worker import Control, WorkerContext
 from pipeline.settings import RunSettings, resolve_settings
@@ -127,7 +127,7 @@ def run(jobs: tuple[str, ...], journal: Path | None, config_path: Path | None, d
         click.echo(wait_line(waited), err=True)
         for failure in waited.failures:
             click.echo(f"  {failure}", err=True)
-        code = max(code, wait_exit_code(waited)) if code in (0, 1) else code
+        code = combine(code, wait_exit_code(waited))
     if summary_path:
         document = summary_document(outcome.stats, stop=outcome.stop, detail=outcome.detail, code=code,
                                     elapsed=elapsed, rate=settings.rate, journal=str(journal_path))

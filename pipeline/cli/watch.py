@@ -15,6 +15,7 @@ import structlog
 from pipeline.cli.target import F, Target, open_target, target_options
 from pipeline.config import load_config
 from pipeline.ens.client import EnsClient, make_http_client
+from pipeline.errors import ExitCode
 from pipeline.journal.lock import acquire_lock
 from pipeline.journal.reader import read_ledger, repair_tail
 from pipeline.journal.writer import JournalWriter
@@ -71,13 +72,13 @@ async def _stop_on_signal(stop: anyio.Event, scope: anyio.CancelScope) -> None:
             stop.set()
 
 
-def wait_exit_code(result: WaitResult) -> int:
+def wait_exit_code(result: WaitResult) -> ExitCode:
     """0 all Available, 1 some failed server-side, 3 some still importing (resumable)."""
     if result.failed:
-        return 1
+        return ExitCode.FAILED
     if result.timed_out or result.left:
-        return 3
-    return 0
+        return ExitCode.STOPPED
+    return ExitCode.DONE
 
 
 def wait_line(result: WaitResult) -> str:

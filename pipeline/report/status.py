@@ -6,9 +6,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.errors import ExitCode
 from pipeline.journal import records as r
 from pipeline.journal.ledger import JobLedger, JobState, Ledger
-from pipeline.run.stats import EXIT_MEANINGS
 
 SCHEMA = 1
 """Version of the ``status --json`` document; bumped only when a key changes meaning or goes."""
@@ -112,7 +112,7 @@ class Status:
             "last_run": None if last is None else {
                 "index": last.index, "started": last.started, "ended": last.ended,
                 "stop": last.stop, "detail": last.detail, "exit_code": last.exit_code,
-                "exit_meaning": None if last.exit_code is None else EXIT_MEANINGS.get(last.exit_code),
+                "exit_meaning": None if last.exit_code is None else ExitCode.meaning_of(last.exit_code),
                 "stats": dict(last.stats) if last.stats is not None else None},
             "learned_rate": self.learned_rate,
             "image_statuses": [{"status": g.status, "count": g.count, "mean_seconds": g.mean_seconds,
@@ -230,7 +230,7 @@ def _run_line(run: RunInfo | None) -> str:
     if run.ended is None:
         return (f"last run (#{run.index}): started {run.started or '?'}, "
                 "no end recorded (still running, or killed)")
-    meaning = EXIT_MEANINGS.get(run.exit_code, "unknown") if run.exit_code is not None else "unknown"
+    meaning = ExitCode.meaning_of(run.exit_code)
     stop = run.stop or "finished"
     detail = f" ({run.detail})" if run.detail else ""
     return (f"last run (#{run.index}): started {run.started or '?'}, ended {run.ended}, "

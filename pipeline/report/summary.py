@@ -8,8 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import JournalError
-from pipeline.run.stats import EXIT_MEANINGS, RunStats, StopReason
+from pipeline.errors import ExitCode, JournalError
+from pipeline.run.stats import RunStats, StopReason
 
 
 def summary_document(stats: RunStats, *, stop: StopReason | None, detail: str | None, code: int,
@@ -25,7 +25,7 @@ def summary_document(stats: RunStats, *, stop: StopReason | None, detail: str | 
         "stopped": stop.value if stop else None,
         "detail": detail,
         "exit_code": code,
-        "exit_meaning": EXIT_MEANINGS.get(code, "unknown"),
+        "exit_meaning": ExitCode.meaning_of(code),
     }
 
 

@@ -6,6 +6,8 @@ import enum
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from pipeline.errors import ExitCode
+
 
 class StopReason(enum.Enum):
     """Why a run ended before working through its whole list."""
@@ -17,18 +19,6 @@ class StopReason(enum.Enum):
     ABORT = "abort"
     INPUT = "input"
     """The job list turned out unreadable part-way (exit 65)."""
-
-
-EXIT_MEANINGS: dict[int, str] = {
-    0: "every job in the list is done",
-    1: "the run finished, but some jobs failed",
-    2: "usage or configuration error",
-    3: "stopped early and resumable",
-    4: "aborted by the failure circuit breaker",
-    65: "the job list file is unreadable",
-    75: "another run holds the journal lock",
-    130: "hard abort (second signal)",
-}
 
 
 @dataclass(slots=True)
@@ -68,16 +58,24 @@ class RunStats:
         return data
 
 
-def exit_code(stats: RunStats, stop: StopReason | None) -> int:
+def exit_code(stats: RunStats, stop: StopReason | None) -> ExitCode:
     """The exit code of design.md §3 for a finished or stopped run."""
     if stop is StopReason.ABORT:
-        return 130
+        return ExitCode.ABORTED
     if stop is StopReason.BREAKER:
-        return 4
+        return ExitCode.BREAKER
     if stop is StopReason.INPUT:
-        return 65
+        return ExitCode.JOB_LIST
     if stop is not None:
-        return 3
+        return ExitCode.STOPPED
     if stats.failed or stats.invalid or stats.in_doubt or stats.skipped_failed:
-        return 1
-    return 0
+        return ExitCode.FAILED
+    return ExitCode.DONE
+
+
+def combine(run: int, wait: int) -> int:
+    """The exit code of ``run --wait``: a run that finished (0 or 1) takes the worse of its own
+    code and the wait's (1 images failed, 3 still importing); any other run code stands."""
+    if run in (ExitCode.DONE, ExitCode.FAILED):
+        return max(run, wait)
+    return run
