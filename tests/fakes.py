@@ -225,14 +225,11 @@ def make_ctx(api: Any, journal: JournalWriter, *, clock: FakeClock | None = None
 
 async def run_migration(ctx: WorkerContext, jobs: Sequence[Any], *, ledger: Ledger | None = None,
                         concurrency: int = 4, retry_failed: bool = False) -> RunOutcome:
-    """Open the context's journal, run one Migration over ``jobs``, close the journal."""
-    ctx.journal.open()
-    try:
+    """Run one Migration over ``jobs`` with the context's journal writer running beside it."""
+    async with ctx.journal.running():
         migration = Migration(ctx, ledger or Ledger(), concurrency=concurrency,
                               retry_failed=retry_failed, handle_signals=False)
         return await migration.run(jobs)
-    finally:
-        ctx.journal.close()
 
 
 def journal_lines(path: Path) -> list[dict[str, Any]]:

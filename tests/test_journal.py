@@ -178,29 +178,19 @@ def test_read_ledger_folds_file(tmp_path: Path) -> None:
 @pytest.mark.asyncio
 async def test_append_durable_returns_after_fsync(tmp_path: Path) -> None:
     """``append_durable`` returns only once its record is written and fsynced."""
-    writer = JournalWriter(tmp_path / "j.jsonl")
-    writer.open()
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(writer.run)
+    async with JournalWriter(tmp_path / "j.jsonl").running() as writer:
         assert writer.fsyncs == 0
         await writer.append_durable(r.JOB_ATTEMPT, "a", {"attempt": 1})
         assert writer.fsyncs == 1
         assert json.loads(writer.path.read_bytes())["key"] == "a"
-        writer.close_input()
-    writer.close()
 
 
 @pytest.mark.asyncio
 async def test_plain_append_does_not_fsync_each_record(tmp_path: Path) -> None:
     """Outcome records are queued and written without an fsync each."""
-    writer = JournalWriter(tmp_path / "j.jsonl")
-    writer.open()
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(writer.run)
+    async with JournalWriter(tmp_path / "j.jsonl").running() as writer:
         for i in range(50):
             await writer.append(r.JOB_IMPORTED, f"k{i}", {"image_id": f"m-{i}"})
-        writer.close_input()
-    writer.close()
     assert writer.fsyncs == 0
     assert writer.written == 50
     assert len(writer.path.read_bytes().splitlines()) == 50
@@ -209,15 +199,10 @@ async def test_plain_append_does_not_fsync_each_record(tmp_path: Path) -> None:
 @pytest.mark.asyncio
 async def test_group_commit(tmp_path: Path) -> None:
     """Many concurrent durable appends share fsyncs: fewer fsyncs than records, none lost."""
-    writer = JournalWriter(tmp_path / "j.jsonl")
-    writer.open()
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(writer.run)
+    async with JournalWriter(tmp_path / "j.jsonl").running() as writer:
         async with anyio.create_task_group() as appenders:
             for i in range(200):
                 appenders.start_soon(writer.append_durable, r.JOB_ATTEMPT, f"k{i}", {"attempt": 1})
-        writer.close_input()
-    writer.close()
     keys = {json.loads(raw)["key"] for raw in writer.path.read_bytes().splitlines()}
     assert keys == {f"k{i}" for i in range(200)}
     assert 1 <= writer.fsyncs < 200
@@ -226,18 +211,36 @@ async def test_group_commit(tmp_path: Path) -> None:
 @pytest.mark.asyncio
 async def test_writer_keeps_order(tmp_path: Path) -> None:
     """Records reach the file in the order they were queued."""
-    writer = JournalWriter(tmp_path / "j.jsonl")
-    writer.open()
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(writer.run)
+    async with JournalWriter(tmp_path / "j.jsonl").running() as writer:
         for i in range(30):
             if i % 7 == 0:
                 await writer.append_durable(r.JOB_ATTEMPT, "k", {"attempt": i})
             else:
                 await writer.append(r.JOB_ERROR, "k", {"attempt": i})
-        writer.close_input()
-    writer.close()
     assert [json.loads(x)["attempt"] for x in writer.path.read_bytes().splitlines()] == list(range(30))
+
+
+@pytest.mark.asyncio
+async def test_running_raises_the_body_error_itself_after_draining(tmp_path: Path) -> None:
+    """An error in the body is raised as itself once queued records are on disk."""
+    path = tmp_path / "j.jsonl"
+    with pytest.raises(KeyError, match="boom"):
+        async with JournalWriter(path).running() as writer:
+            await writer.append(r.JOB_IMPORTED, "k", {"image_id": "m-1"})
+            raise KeyError("boom")
+    assert [json.loads(x)["key"] for x in path.read_bytes().splitlines()] == ["k"]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.asyncio
+async def test_running_writer_failure_cancels_the_body() -> None:
+    """A writer that fails cancels the body at once: nothing after the failed append runs."""
+    reached = []
+    with pytest.raises(JournalError):
+        async with JournalWriter(Path("/dev/full")).running() as writer:
+            await writer.append_durable(r.JOB_ATTEMPT, "k", {"attempt": 1})
+            reached.append("after")
+    assert reached == []
 
 
 def test_journal_file_mode_0600(tmp_path: Path) -> None:
@@ -267,25 +270,17 @@ def test_unwritable_location_fails_at_open(tmp_path: Path) -> None:
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
 @pytest.mark.asyncio
 async def test_disk_full_is_a_journal_error(tmp_path: Path) -> None:
-    """A failing write (disk full) ends the writer with a JournalError saying so."""
-    writer = JournalWriter(Path("/dev/full"))
-    writer.open()
-    with pytest.RaisesGroup(pytest.RaisesExc(JournalError, match="disk is full")):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(writer.run)
+    """A failing write (disk full) ends the writer with a JournalError saying so, raised alone
+    (not inside an ExceptionGroup): the command line turns it into exit 2 with the message."""
+    with pytest.raises(JournalError, match="disk is full"):
+        async with JournalWriter(Path("/dev/full")).running() as writer:
             await writer.append_durable(r.JOB_ATTEMPT, "k", {"attempt": 1})
-    writer.close()
 
 
 @pytest.mark.asyncio
 async def test_unknown_value_fails_before_queueing(tmp_path: Path) -> None:
     """A record that cannot be encoded fails in the caller, at write time; nothing is written."""
-    writer = JournalWriter(tmp_path / "j.jsonl")
-    writer.open()
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(writer.run)
+    async with JournalWriter(tmp_path / "j.jsonl").running() as writer:
         with pytest.raises(TypeError):
             await writer.append(r.JOB_FAILED, "k", {"message": object()})
-        writer.close_input()
-    writer.close()
     assert writer.path.read_bytes() == b""

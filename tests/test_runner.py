@@ -218,13 +218,10 @@ async def test_deadline_already_passed_defers(journal: Path, api: FakeEns) -> No
     """A time window that has already closed sends nothing new and exits 3 (DEADLINE)."""
     jobs = make_jobs(50)
     ctx = make_ctx(api, JournalWriter(journal))
-    ctx.journal.open()
-    try:
+    async with ctx.journal.running():
         migration = Migration(ctx, read_ledger(journal), concurrency=1, retry_failed=False,
                               handle_signals=False, window=Window(stop_at=ctx.clock() - 1.0))
         outcome = await migration.run(jobs)
-    finally:
-        ctx.journal.close()
     assert (outcome.stop, outcome.exit_code) == (StopReason.DEADLINE, 3)
     assert outcome.stats.deferred + outcome.stats.imported == 50
     assert outcome.stats.deferred > 40
@@ -237,13 +234,10 @@ async def test_rejected_credentials_probe_stops_before_imports(journal: Path, ap
         raise ApiError(code="InvalidAccessKeyId.NotFound", message="no such key", status=404)
 
     ctx = make_ctx(api, JournalWriter(journal))
-    ctx.journal.open()
-    try:
+    async with ctx.journal.running():
         migration = Migration(ctx, read_ledger(journal), concurrency=2, retry_failed=False,
                               handle_signals=False)
         outcome = await migration.run(make_jobs(5), probe=probe)
-    finally:
-        ctx.journal.close()
     assert (outcome.stop, outcome.exit_code) == (StopReason.BREAKER, 4)
     assert api.calls == []
 
@@ -342,11 +336,8 @@ async def test_exactly_once_under_random_faults(tmp_path: Path, seed: int) -> No
                 migration.abort(StopReason.ABORT, "killed")
 
         api.on_import = maybe_kill
-        ctx.journal.open()
-        try:
+        async with ctx.journal.running():
             outcome = await migration.run(jobs)
-        finally:
-            ctx.journal.close()
         codes.append(outcome.exit_code)
         assert all(len(ids) <= 1 for ids in api.images.values()), "an image was created twice"
         if outcome.exit_code == 0:

@@ -161,13 +161,13 @@ async def _migrate(jobs: tuple[str, ...], rules: Any, journal_path: Path, ledger
                    settings: RunSettings, target: Target, options: _Options) -> RunOutcome:
     endpoint, credentials = target.endpoint, target.credentials
     stop_after, quiet = options.stop_after, options.quiet
-    writer = JournalWriter(journal_path)
-    writer.open()
     start_rate = min(settings.rate, ledger.learned_rate * 1.05) if ledger.learned_rate else None
     control = Control()
-    async with make_http_client(endpoint, concurrency=settings.concurrency,
-                                connect_timeout=settings.connect_timeout, read_timeout=settings.timeout,
-                                transport=settings.transport) as http:  # type: ignore[arg-type]
+    # The journal opens first: a path that cannot be written fails before anything is sent.
+    async with JournalWriter(journal_path).running() as writer, \
+            make_http_client(endpoint, concurrency=settings.concurrency,
+                             connect_timeout=settings.connect_timeout, read_timeout=settings.timeout,
+                             transport=settings.transport) as http:  # type: ignore[arg-type]
         ctx = WorkerContext(
             api=EnsClient(http, endpoint, credentials), journal=writer,
             gate=RateGate(settings.rate, start=start_rate), lookup=Lookup.per_second(settings.lookup_rate),
@@ -188,12 +188,9 @@ async def _migrate(jobs: tuple[str, ...], rules: Any, journal_path: Path, ledger
                               window=window, progress=None if quiet else display.update,
                               progress_interval=display.interval,
                               target=target.name)
-        try:
-            with display:
-                return await migration.run(iter_rows(jobs, rules),
-                                           probe=lambda: _probe(client, settings.concurrency))
-        finally:
-            writer.close()
+        with display:
+            return await migration.run(iter_rows(jobs, rules),
+                                       probe=lambda: _probe(client, settings.concurrency))
 
 
 async def _probe(client: EnsClient, concurrency: int) -> None:

@@ -35,34 +35,28 @@ async def wait_phase(journal_path: Path, target: Target, settings: RunSettings, 
     if not pending:
         return WaitResult()
     log.info("waiting for images to become Available", images=len(pending))
-    writer = JournalWriter(journal_path)
-    writer.open()
     stop = anyio.Event()
     lookup = Lookup.per_second(settings.lookup_rate)
-    try:
-        async with make_http_client(target.endpoint, concurrency=2, connect_timeout=settings.connect_timeout,
-                                    read_timeout=settings.timeout,
-                                    transport=settings.transport) as http:  # type: ignore[arg-type]
-            async def pause(seconds: float) -> None:
-                with anyio.move_on_after(seconds):
-                    await stop.wait()
+    async with JournalWriter(journal_path).running() as writer, \
+            make_http_client(target.endpoint, concurrency=2, connect_timeout=settings.connect_timeout,
+                             read_timeout=settings.timeout,
+                             transport=settings.transport) as http:  # type: ignore[arg-type]
+        async def pause(seconds: float) -> None:
+            with anyio.move_on_after(seconds):
+                await stop.wait()
 
-            waiter = Waiter(EnsClient(http, target.endpoint, target.credentials), writer,
-                            pace=lookup.limiter.acquire, sleep=pause, stopping=stop.is_set,
-                            timeout=image_timeout, min_interval=min_interval,
-                            max_interval=max(min_interval, 30.0))
-            signals = anyio.CancelScope()
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(writer.run)
-                tg.start_soon(_stop_on_signal, stop, signals)
-                try:
-                    result = await waiter.wait(pending)
-                finally:
-                    writer.close_input()
-                    signals.cancel()
-            return result
-    finally:
-        writer.close()
+        waiter = Waiter(EnsClient(http, target.endpoint, target.credentials), writer,
+                        pace=lookup.limiter.acquire, sleep=pause, stopping=stop.is_set,
+                        timeout=image_timeout, min_interval=min_interval,
+                        max_interval=max(min_interval, 30.0))
+        signals = anyio.CancelScope()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_stop_on_signal, stop, signals)
+            try:
+                result = await waiter.wait(pending)
+            finally:
+                signals.cancel()
+    return result
 
 
 async def _stop_on_signal(stop: anyio.Event, scope: anyio.CancelScope) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,40 @@ class JournalWriter:
         self._receive: MemoryObjectReceiveStream[_Entry] = receive
         self.fsyncs = 0
         self.written = 0
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[JournalWriter]:
+        """Open the journal, run the writer task beside the body, then drain, fsync and close.
+
+        A writer that fails (disk full) cancels the body at once, since no request may leave
+        without its write-ahead record, and its JournalError is raised alone; an error of the
+        body is raised as itself (not in a task-group ExceptionGroup) once the queue is drained.
+        """
+        failure: list[JournalError] = []
+        body_error: Exception | None = None
+        try:
+            self.open()
+            async with anyio.create_task_group() as tg:
+                async def keep() -> None:
+                    try:
+                        await self.run()
+                    except JournalError as exc:
+                        failure.append(exc)
+                        tg.cancel_scope.cancel()
+
+                tg.start_soon(keep)
+                try:
+                    yield self
+                except Exception as exc:  # re-raised below, once the writer has drained
+                    body_error = exc
+                finally:
+                    self.close_input()
+        finally:
+            self.close()
+        if failure:
+            raise failure[0]
+        if body_error is not None:
+            raise body_error
 
     def open(self) -> None:
         """Open for appending (creating it 0600); fail clearly before anything is sent."""

@@ -14,7 +14,7 @@ import structlog
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from pipeline.ens.classify import is_clock_skew, rejects_credentials
-from pipeline.errors import EnsError, JobListError, JournalError
+from pipeline.errors import EnsError, JobListError
 from pipeline.joblist.job import Job
 from pipeline.joblist.validate import InvalidRow, Validated
 from pipeline.journal import records as r
@@ -81,11 +81,12 @@ class Migration:
         self._workers_scope = anyio.CancelScope()
         """Cancelled by a hard stop; the producer stays outside it and counts what is deferred."""
         self._list_error: JobListError | None = None
-        self._journal_error: JournalError | None = None
 
     async def run(self, rows: Iterable[Validated],
                   probe: Callable[[], Awaitable[object]] | None = None) -> RunOutcome:
-        """Import every job not done yet; return the outcome (the journal is flushed).
+        """Import every job not done yet; return the outcome. ``ctx.journal`` must be running
+        (``JournalWriter.running``): it drains when that block ends, and a writer that fails
+        cancels this run.
 
         ``probe`` is one cheap authenticated call made before any import: a rejected key stops
         the run at once (exit 4), and the connection it opens keeps the first imports from
@@ -93,50 +94,32 @@ class Migration:
         """
         ctx = self.ctx
         writer = ctx.journal
-        async with anyio.create_task_group() as outer:
-            outer.start_soon(self._keep_journal, outer.cancel_scope)
-            await writer.append(r.RUN_START, None, {
-                "target": self.target, "pid": os.getpid(), "concurrency": self.concurrency,
-                "rate": ctx.gate.aimd.ceiling, "start_rate": ctx.gate.rate,
-                "retry_failed": self.retry_failed})
-            watchers = anyio.CancelScope()
-            try:
-                if probe is not None:
-                    await self._probe(probe)
-                async with anyio.create_task_group() as side:
-                    side.start_soon(self._watch, watchers)
-                    await self._run_jobs(rows)
-                    watchers.cancel()
-            finally:
-                stop = ctx.control.stop_reason
-                code = exit_code(ctx.stats, stop)
-                if ctx.gate.aimd.decreases:
-                    await writer.append(r.RATE_LEARNED, None, {"rate": round(ctx.gate.learned_rate, 3)})
-                with anyio.CancelScope(shield=True):
-                    # A dead writer (disk full) has closed its queue: nothing more can be recorded.
-                    with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-                        await writer.append(r.RUN_END, None, {
-                            "stats": ctx.stats.to_json(), "stop": stop.value if stop else None,
-                            "detail": ctx.control.detail, "exit_code": code})
-                    writer.close_input()
-        if self._journal_error is not None:
-            raise self._journal_error
+        await writer.append(r.RUN_START, None, {
+            "target": self.target, "pid": os.getpid(), "concurrency": self.concurrency,
+            "rate": ctx.gate.aimd.ceiling, "start_rate": ctx.gate.rate,
+            "retry_failed": self.retry_failed})
+        watchers = anyio.CancelScope()
+        try:
+            if probe is not None:
+                await self._probe(probe)
+            async with anyio.create_task_group() as side:
+                side.start_soon(self._watch, watchers)
+                await self._run_jobs(rows)
+                watchers.cancel()
+        finally:
+            stop = ctx.control.stop_reason
+            code = exit_code(ctx.stats, stop)
+            if ctx.gate.aimd.decreases:
+                await writer.append(r.RATE_LEARNED, None, {"rate": round(ctx.gate.learned_rate, 3)})
+            with anyio.CancelScope(shield=True):
+                # A dead writer (disk full) has closed its queue: nothing more can be recorded.
+                with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    await writer.append(r.RUN_END, None, {
+                        "stats": ctx.stats.to_json(), "stop": stop.value if stop else None,
+                        "detail": ctx.control.detail, "exit_code": code})
         if self._list_error is not None:
             raise self._list_error
         return RunOutcome(ctx.stats, stop, ctx.control.detail, code)
-
-    async def _keep_journal(self, scope: anyio.CancelScope) -> None:
-        """Run the journal writer; if it fails (disk full), stop everything at once.
-
-        No request may leave without its write-ahead record, so the run cannot go on; the error
-        is raised alone from ``run`` instead of inside a task-group traceback.
-        """
-        try:
-            await self.ctx.journal.run()
-        except JournalError as exc:
-            self._journal_error = exc
-            self.ctx.control.stop(StopReason.ABORT, str(exc))
-            scope.cancel()
 
     async def _probe(self, probe: Callable[[], Awaitable[object]]) -> None:
         try:
