@@ -199,10 +199,10 @@ async def test_plain_append_does_not_fsync_each_record(tmp_path: Path) -> None:
 @pytest.mark.asyncio
 async def test_group_commit(tmp_path: Path) -> None:
     """Many concurrent durable appends share fsyncs: fewer fsyncs than records, none lost."""
-    async with JournalWriter(tmp_path / "j.jsonl").running() as writer:
-        async with anyio.create_task_group() as appenders:
-            for i in range(200):
-                appenders.start_soon(writer.append_durable, r.JOB_ATTEMPT, f"k{i}", {"attempt": 1})
+    async with JournalWriter(tmp_path / "j.jsonl").running() as writer, \
+            anyio.create_task_group() as appenders:
+        for i in range(200):
+            appenders.start_soon(writer.append_durable, r.JOB_ATTEMPT, f"k{i}", {"attempt": 1})
     keys = {json.loads(raw)["key"] for raw in writer.path.read_bytes().splitlines()}
     assert keys == {f"k{i}" for i in range(200)}
     assert 1 <= writer.fsyncs < 200
@@ -224,10 +224,14 @@ async def test_writer_keeps_order(tmp_path: Path) -> None:
 async def test_running_raises_the_body_error_itself_after_draining(tmp_path: Path) -> None:
     """An error in the body is raised as itself once queued records are on disk."""
     path = tmp_path / "j.jsonl"
-    with pytest.raises(KeyError, match="boom"):
+
+    async def body() -> None:
         async with JournalWriter(path).running() as writer:
             await writer.append(r.JOB_IMPORTED, "k", {"image_id": "m-1"})
             raise KeyError("boom")
+
+    with pytest.raises(KeyError, match="boom"):
+        await body()
     assert [json.loads(x)["key"] for x in path.read_bytes().splitlines()] == ["k"]
 
 
@@ -236,10 +240,14 @@ async def test_running_raises_the_body_error_itself_after_draining(tmp_path: Pat
 async def test_running_writer_failure_cancels_the_body() -> None:
     """A writer that fails cancels the body at once: nothing after the failed append runs."""
     reached = []
-    with pytest.raises(JournalError):
+
+    async def body() -> None:
         async with JournalWriter(Path("/dev/full")).running() as writer:
             await writer.append_durable(r.JOB_ATTEMPT, "k", {"attempt": 1})
             reached.append("after")
+
+    with pytest.raises(JournalError):
+        await body()
     assert reached == []
 
 
