@@ -200,3 +200,19 @@ def test_encode_fields_cannot_override_envelope(reserved: str) -> None:
     """A field may not replace the envelope (schema version, timestamp, event, key)."""
     with pytest.raises(ValueError, match=reserved):
         r.encode(r.JOB_ATTEMPT, KEY, {reserved: "x"})
+
+
+def test_the_fold_keeps_the_last_run() -> None:
+    """One fold gives the job states and the last run: its start, and its end once recorded."""
+    start = {"v": 1, "event": r.RUN_START, "ts": "t1"}
+    end = {"v": 1, "event": r.RUN_END, "ts": "t2", "stop": "signal", "detail": "SIGTERM", "exit_code": 3,
+           "stats": {"imported": 1}}
+    assert fold([]).last_run is None
+    running = fold([start, start])
+    assert running.last_run is not None
+    assert (running.last_run.index, running.last_run.started, running.last_run.ended) == (2, "t1", None)
+    ended = fold([start, end]).last_run
+    assert ended is not None
+    assert (ended.index, ended.started, ended.ended, ended.stop, ended.detail, ended.exit_code) == (
+        1, "t1", "t2", "signal", "SIGTERM", 3)
+    assert dict(ended.stats or {}) == {"imported": 1}

@@ -13,8 +13,8 @@ from click.testing import CliRunner
 
 from pipeline.cli.status import status
 from pipeline.journal import records as r
-from pipeline.journal.reader import iter_records, read_ledger
-from pipeline.report.status import Counts, fold_journal, summarize
+from pipeline.journal.reader import read_ledger
+from pipeline.report.status import Counts, summarize
 
 Record = tuple[str, str | None, Mapping[str, Any]]
 
@@ -114,8 +114,8 @@ def json_status(journal: Path) -> dict[str, Any]:
 
 def test_counts_every_state_and_splits_imported_by_how(tmp_path: Path) -> None:
     """Imported splits into imported now, adopted by reconcile and skipped existing; the rest by state."""
-    ledger, last = fold_journal(iter_records(scenario(tmp_path)))
-    counts = summarize(ledger, last, journal="j").counts
+    ledger = read_ledger(scenario(tmp_path), detail=True)
+    counts = summarize(ledger, journal="j").counts
     assert counts == Counts(imported=2, adopted=1, existing=1, failed=3, in_doubt=1, pending=1, invalid=2)
     assert (counts.done, counts.total) == (4, 11)
 
@@ -128,7 +128,7 @@ def test_invalid_rows_count_only_from_the_last_run(tmp_path: Path) -> None:
 
 def test_ledger_remembers_the_run_that_last_wrote_each_key(tmp_path: Path) -> None:
     """JobLedger.run is the Ledger.runs count when the key's last record was folded."""
-    ledger = read_ledger(scenario(tmp_path))
+    ledger = read_ledger(scenario(tmp_path), detail=True)
     assert ledger.runs == 2
     assert {k: ledger.jobs[k].run for k in ("#invalid:jobs.csv:4", "#invalid:jobs.csv:9", "img-b", "img-a")} \
         == {"#invalid:jobs.csv:4": 1, "#invalid:jobs.csv:9": 2, "img-b": 1, "img-a": 2}

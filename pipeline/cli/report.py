@@ -8,9 +8,8 @@ import click
 
 from pipeline.cli.status import CommandError, existing_journal
 from pipeline.errors import EnsMigrateError
-from pipeline.journal.reader import iter_records
+from pipeline.journal.reader import read_ledger
 from pipeline.report.completion import REPORT_COLUMNS, failed_rows, left_out, report_rows, to_csv
-from pipeline.report.status import fold_journal
 from pipeline.report.summary import write_private_atomic
 
 COLUMNS_HELP = "\b\nReport columns:\n  " + ",\n  ".join(
@@ -35,7 +34,7 @@ def report(journal_path: Path, out_path: Path, failed_only: bool) -> None:
     """
     existing_journal(journal_path)
     try:
-        ledger, _ = fold_journal(iter_records(journal_path), keep_params=True)
+        ledger = read_ledger(journal_path, keep_params=True, detail=True)
     except EnsMigrateError as exc:
         raise CommandError(str(exc)) from exc
     text, rows = to_csv(failed_rows(ledger) if failed_only else report_rows(ledger))

@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from pipeline.errors import EnsMigrateError
-from pipeline.journal.reader import iter_records
-from pipeline.report.status import fold_journal, render_text, summarize
+from pipeline.journal.reader import read_ledger
+from pipeline.report.status import render_text, summarize
 
 JSON_HELP = """\b
 --json prints one JSON document (schema 1):
@@ -60,10 +60,10 @@ def status(journal_path: Path, as_json: bool) -> None:
     """
     existing_journal(journal_path)
     try:
-        ledger, last_run = fold_journal(iter_records(journal_path))
+        ledger = read_ledger(journal_path, detail=True)
     except EnsMigrateError as exc:
         raise CommandError(str(exc)) from exc
-    summary = summarize(ledger, last_run, journal=str(journal_path))
+    summary = summarize(ledger, journal=str(journal_path))
     if as_json:
         click.echo(json.dumps(summary.to_json(), indent=2, ensure_ascii=False))
     else:

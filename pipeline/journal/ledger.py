@@ -53,6 +53,21 @@ class JobLedger:
     """``Ledger.runs`` when this key's last record was folded: the run that last wrote it."""
 
 
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """The last run a journal records: when it started and ended, why it stopped, its exit code."""
+
+    index: int
+    """1-based: the how-manieth ``run.start`` of the journal."""
+    started: str | None
+    ended: str | None = None
+    """None when the run has no ``run.end``: still running, or killed."""
+    stop: str | None = None
+    detail: str | None = None
+    exit_code: int | None = None
+    stats: Mapping[str, Any] | None = None
+
+
 @dataclass(slots=True)
 class Ledger:
     """The folded journal: per-key state, plus run-level facts."""
@@ -62,6 +77,8 @@ class Ledger:
     target: str | None = None
     """Where the last run sent its imports (an endpoint URL, or ``simulator``)."""
     runs: int = 0
+    last_run: RunInfo | None = None
+    """The last ``run.start`` and its ``run.end``, if any."""
     records: int = 0
     detail: bool = True
     """Keep every RequestId, the first and last times and the source line per job (status,
@@ -75,6 +92,13 @@ class Ledger:
         if event == r.RUN_START:
             self.runs += 1
             self.target = rec.get("target", self.target)
+            self.last_run = RunInfo(self.runs, rec.get("ts"))
+            return
+        if event == r.RUN_END:
+            stats = rec.get("stats")
+            self.last_run = RunInfo(self.runs, self.last_run.started if self.last_run else None,
+                                    rec.get("ts"), rec.get("stop"), rec.get("detail"), rec.get("exit_code"),
+                                    stats if isinstance(stats, Mapping) else None)
             return
         if event == r.RATE_LEARNED:
             self.learned_rate = float(rec["rate"])

@@ -2,33 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from pipeline.errors import ExitCode
-from pipeline.journal import records as r
-from pipeline.journal.ledger import JobLedger, JobState, Ledger
+from pipeline.journal.ledger import JobLedger, JobState, Ledger, RunInfo
 
 SCHEMA = 1
 """Version of the ``status --json`` document; bumped only when a key changes meaning or goes."""
 _Example = tuple[str, str | None, str | None, str | None, int | None]
 """A failure example: job, message, request_id, source, line."""
-
-
-@dataclass(frozen=True, slots=True)
-class RunInfo:
-    """The last run a journal records: when it started and ended, why it stopped, its exit code."""
-
-    index: int
-    """1-based: the how-manieth ``run.start`` of the journal."""
-    started: str | None
-    ended: str | None
-    """None when the run has no ``run.end``: still running, or killed."""
-    stop: str | None
-    detail: str | None
-    exit_code: int | None
-    stats: Mapping[str, Any] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,26 +116,8 @@ def current_jobs(ledger: Ledger) -> Iterator[tuple[str, JobLedger]]:
             yield key, job
 
 
-def fold_journal(decoded: Iterable[Mapping[str, Any]], *,
-                 keep_params: bool = False) -> tuple[Ledger, RunInfo | None]:
-    """Fold decoded records into a ledger, remembering the last run's start and end."""
-    ledger = Ledger()
-    last: RunInfo | None = None
-    for rec in decoded:
-        ledger.apply(rec, keep_params=keep_params)
-        event = rec.get("event")
-        if event == r.RUN_START:
-            last = RunInfo(ledger.runs, rec.get("ts"), None, None, None, None, None)
-        elif event == r.RUN_END:
-            stats = rec.get("stats")
-            last = RunInfo(ledger.runs, last.started if last else None, rec.get("ts"), rec.get("stop"),
-                           rec.get("detail"), rec.get("exit_code"),
-                           stats if isinstance(stats, Mapping) else None)
-    return ledger, last
-
-
-def summarize(ledger: Ledger, last_run: RunInfo | None, *, journal: str) -> Status:
-    """Compute the status of a folded journal."""
+def summarize(ledger: Ledger, *, journal: str) -> Status:
+    """Compute the status of a folded journal (``read_ledger(path, detail=True)``)."""
     tally = {s: 0 for s in ("import", "reconcile", "existing", *(s.value for s in JobState))}
     failure_counts: dict[str, int] = {}
     examples: dict[str, _Example] = {}
@@ -180,7 +146,7 @@ def summarize(ledger: Ledger, last_run: RunInfo | None, *, journal: str) -> Stat
         status, image_counts[status],
         round(sum(secs) / len(secs), 3) if secs else None, max(secs) if secs else None)
         for status, secs in images.items()), key=lambda g: (-g.count, g.status)))
-    return Status(journal, ledger.records, ledger.runs, counts, groups, last_run,
+    return Status(journal, ledger.records, ledger.runs, counts, groups, ledger.last_run,
                   ledger.learned_rate, statuses)
 
 
