@@ -1,4 +1,9 @@
-"""Structured logging for people, on stderr; console or JSON lines, secrets scrubbed."""
+"""Structured logging for people, on stderr; console or JSON lines, secrets scrubbed.
+
+Every event is a stable dotted name (``ens_migrate.job.failed``) that scripts and tests can rely
+on, with the sentence for people in the ``message`` field and the data in the others. The
+console shows the sentence; JSON lines keep both.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +29,14 @@ def _scrubber(secrets: tuple[str, ...]) -> structlog.types.Processor:
     return scrub
 
 
+def _sentence_first(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """For the console: the sentence in ``message`` is what people read; the name goes last."""
+    message = event.pop("message", None)
+    if message is not None:
+        event["event"] = message
+    return event
+
+
 def configure_logging(*, fmt: str = "console", quiet: bool = False,
                       secrets: Iterable[str | None] = ()) -> None:
     """Configure structlog once per process (the only module-level state we keep)."""
@@ -37,7 +50,7 @@ def configure_logging(*, fmt: str = "console", quiet: bool = False,
     if fmt == "json":
         processors += [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
     else:
-        processors.append(structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()))
+        processors += [_sentence_first, structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())]
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING if quiet else logging.INFO),

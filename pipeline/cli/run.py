@@ -218,7 +218,8 @@ async def _list_existing(client: EnsClient) -> dict[str, str]:
     async for image in client.iter_all_images():
         if image.status not in SERVER_FAILED:
             existing.setdefault(image.image_name, image.image_id)
-    log.info("listed the account's images for --skip-existing", images=len(existing))
+    log.info("ens_migrate.run.existing_listed",
+             message="listed the account's images for --skip-existing", images=len(existing))
     return existing
 
 

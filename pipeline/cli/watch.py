@@ -34,7 +34,7 @@ async def wait_phase(journal_path: Path, target: Target, settings: RunSettings, 
     pending = pending_images(read_ledger(journal_path, detail=True))
     if not pending:
         return WaitResult()
-    log.info("waiting for images to become Available", images=len(pending))
+    log.info("ens_migrate.wait.start", message="waiting for images to become Available", images=len(pending))
     stop = anyio.Event()
     lookup = Lookup.per_second(settings.lookup_rate)
     async with JournalWriter(journal_path).running() as writer, \
@@ -62,7 +62,8 @@ async def wait_phase(journal_path: Path, target: Target, settings: RunSettings, 
 async def _stop_on_signal(stop: anyio.Event, scope: anyio.CancelScope) -> None:
     with scope, anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for _ in signals:
-            log.warning("stopping the wait; run `ens-migrate watch` later to go on")
+            log.warning("ens_migrate.wait.stopping",
+                        message="stopping the wait; run `ens-migrate watch` later to go on")
             stop.set()
 
 

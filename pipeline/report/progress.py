@@ -60,7 +60,7 @@ class Progress:
         """Show the current figures."""
         f = _figures(stats, time.monotonic() - self._started, self._limit())
         if self._live is None:
-            log.info("progress", **f)
+            log.info("ens_migrate.run.progress", message="progress", **f)
             return
         line = (f"imported {f['imported']}  adopted {f['adopted']}  failed {f['failed']}  "
                 f"invalid {f['invalid']}  in doubt {f['in_doubt']}  retrying {f['retries']}  "

@@ -135,8 +135,9 @@ class Migration:
                                       f"ENS refused our credentials before any import: {exc}. Check the "
                                       "access key pair, the security token and the local clock")
             else:
-                log.warning("the lookup API (DescribeSelfImages) failed; in-doubt jobs cannot be "
-                            "reconciled until it works", error=str(exc))
+                log.warning("ens_migrate.run.lookup_api_failed",
+                            message="the lookup API (DescribeSelfImages) failed; in-doubt jobs cannot be "
+                                    "reconciled until it works", error=str(exc))
 
     async def _watch(self, scope: anyio.CancelScope) -> None:
         with scope:
@@ -152,15 +153,18 @@ class Migration:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
             async for signum in signals:
                 if signum == signal.SIGHUP:
-                    log.info("SIGHUP ignored; the run goes on")
+                    log.info("ens_migrate.run.sighup_ignored", message="SIGHUP ignored; the run goes on")
                     continue
                 name = signal.Signals(signum).name
                 if self.ctx.control.stopping:
-                    log.warning("second signal: aborting now; in-flight jobs will be reconciled next run",
+                    log.warning("ens_migrate.run.aborting",
+                                message="second signal: aborting now; in-flight jobs will be reconciled "
+                                        "next run",
                                 signal=name)
                     self.abort(StopReason.ABORT, f"aborted by a second {name}")
                     return
-                log.warning("draining: no new requests; in-flight ones finish. Signal again to abort",
+                log.warning("ens_migrate.run.draining",
+                            message="draining: no new requests; in-flight ones finish. Signal again to abort",
                             signal=name)
                 self.ctx.control.stop(StopReason.SIGNAL, f"stopped by {name}; run again to resume")
 
@@ -168,10 +172,12 @@ class Migration:
         await anyio.sleep(max(0.0, stop_at - self.ctx.clock()))
         detail = "time window reached; run again to resume"
         if self.window.hard:
-            log.warning("time window reached: hard cutoff, cancelling in-flight requests")
+            log.warning("ens_migrate.run.window_hard",
+                        message="time window reached: hard cutoff, cancelling in-flight requests")
             self.abort(StopReason.DEADLINE, detail)
         else:
-            log.warning("time window reached: no new requests; in-flight ones finish")
+            log.warning("ens_migrate.run.window_soft",
+                        message="time window reached: no new requests; in-flight ones finish")
             self.ctx.control.stop(StopReason.DEADLINE, detail)
 
     async def _report_progress(self) -> None:
@@ -195,13 +201,15 @@ class Migration:
             await ctx.lookup.limiter.acquire()
             await ctx.api.delete_image(image_id)
         except EnsError as exc:
-            log.warning("could not delete the failed image; the job stays failed", job=job.name,
+            log.warning("ens_migrate.job.delete_failed",
+                        message="could not delete the failed image; the job stays failed", job=job.name,
                         image_id=image_id, error=str(exc))
             ctx.stats.skipped_failed += 1
             return False
         await ctx.journal.append(r.JOB_STATUS, job.name, {"image_id": image_id, "status": "Deleted",
                                                           "failed": False})
-        log.info("deleted the failed image before importing again", job=job.name, image_id=image_id)
+        log.info("ens_migrate.job.deleted_failed_image",
+                 message="deleted the failed image before importing again", job=job.name, image_id=image_id)
         return True
 
     async def _run_jobs(self, rows: Iterable[Validated]) -> None:
@@ -232,7 +240,7 @@ class Migration:
                 if isinstance(item, InvalidRow):
                     stats.invalid += 1
                     for problem in item.problems:  # FILE:LINE: Field: problem, as validate says it
-                        log.warning(str(problem))
+                        log.warning("ens_migrate.job.invalid", message=str(problem))
                     await ctx.journal.append(r.JOB_INVALID, invalid_key(item), {
                         "source": item.source, "line": item.line, "name": item.name,
                         "problems": [{"field": p.field, "message": p.message} for p in item.problems]})
@@ -252,8 +260,10 @@ class Migration:
                     stats.skipped_failed += 1
                 elif action is Action.SKIP_FAILED_IMAGE:
                     stats.skipped_failed += 1
-                    log.warning("not re-imported: its earlier image failed server-side and still holds "
-                                "the name; delete it or pass --replace-failed-images", job=item.name,
+                    log.warning("ens_migrate.job.failed_image_holds_name",
+                                message="not re-imported: its earlier image failed server-side and still "
+                                        "holds the name; delete it or pass --replace-failed-images",
+                                job=item.name,
                                 image_id=entry.image_id if entry else None)
                 elif ctx.control.stopping:
                     if ctx.control.stop_reason is StopReason.ABORT:

@@ -154,5 +154,6 @@ class Waiter:
         except EnsError as exc:
             if classify(exc) is Disposition.PERMANENT and is_systemic(exc.code):
                 raise
-            log.warning("status poll failed; trying again next round", code=exc.code, error=str(exc))
+            log.warning("ens_migrate.wait.poll_failed",
+                        message="status poll failed; trying again next round", code=exc.code, error=str(exc))
         return statuses

@@ -205,7 +205,8 @@ async def _send(ctx: WorkerContext, job: Job, seq: int, known_ids: tuple[str, ..
             tries += 1
             ambiguous = disposition is Disposition.AMBIGUOUS
             await ctx.journal.append(r.JOB_ERROR, key, {**fields, "ambiguous": ambiguous})
-            log.info("attempt failed", job=key, attempt=seq, code=fields["code"],
+            log.info("ens_migrate.job.attempt_failed",
+                     message="attempt failed", job=key, attempt=seq, code=fields["code"],
                      request_id=fields.get("request_id"), ambiguous=ambiguous)
             if ambiguous:
                 await ctx.sleep(ctx.reconcile_delay)
@@ -243,8 +244,8 @@ async def _fail(ctx: WorkerContext, job: Job, fields: dict[str, Any], why: str |
         fields = {**fields, "reason": why}
     await ctx.journal.append(r.JOB_FAILED, job.name, fields)
     ctx.stats.failed += 1
-    log.warning("job failed", job=job.name, location=job.location, code=fields["code"],
-                message=fields.get("message"), request_id=fields.get("request_id"))
+    log.warning("ens_migrate.job.failed", message="job failed", job=job.name, location=job.location,
+                code=fields["code"], error=fields.get("message"), request_id=fields.get("request_id"))
     tripped = ctx.breaker.record_failure(str(fields["code"]))
     if tripped:
         ctx.control.stop(StopReason.BREAKER, tripped)
@@ -261,7 +262,8 @@ async def _reconcile(ctx: WorkerContext, job: Job, known_ids: tuple[str, ...], *
                 images = await ctx.api.find_images_by_name(job.name)
         except EnsError as exc:
             disposition = classify(exc)
-            log.info("lookup failed", job=job.name, code=exc.code, try_=attempt + 1)
+            log.info("ens_migrate.job.lookup_failed",
+                     message="lookup failed", job=job.name, code=exc.code, try_=attempt + 1)
             if disposition is Disposition.PERMANENT:
                 return None
             await ctx.sleep(ctx.policy.delay(attempts=attempt + 1, elapsed=0.0, rand=ctx.rand()) or 0.5)
@@ -269,7 +271,8 @@ async def _reconcile(ctx: WorkerContext, job: Job, known_ids: tuple[str, ...], *
         fresh = [im.image_id for im in images if im.image_id not in known_ids]
         if fresh:
             if len(fresh) > 1:
-                log.warning("several images carry this name", job=job.name, image_ids=fresh)
+                log.warning("ens_migrate.job.several_images",
+                            message="several images carry this name", job=job.name, image_ids=fresh)
             await ctx.journal.append(r.JOB_RECONCILED, job.name,
                                      {"fp": fingerprint or job.fingerprint, "image_id": fresh[0]})
             ctx.stats.adopted += 1
