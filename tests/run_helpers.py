@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from pipeline.simulator.config import DEV_ACCESS_KEY_ID, DEV_ACCESS_KEY_SECRET
+from tests.loopback import LOOPBACK_GUARD
 
 START_DEADLINE = 20.0
 
@@ -65,14 +66,16 @@ class SimProcess:
 
 
 def cli_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """A clean environment for the CLI: the simulator's dev key pair, no ENS_MIGRATE_* leaks."""
+    """A clean environment for the CLI: the simulator's dev key pair, no ENS_MIGRATE_* leaks, credential
+    look-ups kept on loopback (tests/loopback.py)."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("ENS_MIGRATE_", "ALIBABA_CLOUD_"))}
     env.update({"ALIBABA_CLOUD_ACCESS_KEY_ID": DEV_ACCESS_KEY_ID,
                 "ALIBABA_CLOUD_ACCESS_KEY_SECRET": DEV_ACCESS_KEY_SECRET,
                 "ALIBABA_CLOUD_CLI_PROFILE_DISABLED": "true",
                 "ALIBABA_CLOUD_CREDENTIALS_FILE": "/nonexistent/credentials.ini",
-                "PYTHONUNBUFFERED": "1"})
+                "PYTHONUNBUFFERED": "1",
+                **LOOPBACK_GUARD})
     if extra:
         env.update(extra)
     return env

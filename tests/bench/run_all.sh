@@ -4,6 +4,10 @@
 set -u
 cd "$(dirname "$0")/../.."
 PY=.venv/bin/python
+# Credential look-ups stay on loopback (tests/loopback.py).
+export ALIBABA_CLOUD_ECS_METADATA_DISABLED=true
+export ALIBABA_CLOUD_STS_ENDPOINT=http://127.0.0.1:9
+export ENS_MIGRATE_ECS_METADATA_ENDPOINT=http://127.0.0.1:9
 status=0
 for bench in bench_overhead.py bench_quota.py bench_adaptive.py bench_scale.py; do
     echo "=== tests/bench/$bench"
