@@ -129,7 +129,7 @@ async def test_describe_self_images_pages_and_filters() -> None:
         paging = {"ImageName": "web", "PageSize": "5", "PageNumber": "2"}
         page2 = (await call(client, HOST, "DescribeSelfImages", paging)).json()
     assert {k: page2[k] for k in ("Code", "PageNumber", "PageSize", "TotalCount")} == {
-        "Code": 0, "PageNumber": 2, "PageSize": 5, "TotalCount": 12}
+        "Code": 0, "PageNumber": "2", "PageSize": "5", "TotalCount": "12"}
     assert [i["ImageName"] for i in page2["Images"]["Image"]] == [f"web-{i:02d}" for i in range(6, 1, -1)]
     assert all(i["Status"] == "Available" for i in page2["Images"]["Image"])
 

@@ -1,7 +1,10 @@
-"""ACS3-HMAC-SHA256 (Alibaba Cloud V3) request signing: pure functions, no I/O.
+"""ACS3-HMAC-SHA256 and ACS3-HMAC-SM3 (Alibaba Cloud V3) request signing: pure functions, no I/O.
 
 Spec: ``shared/docs/ens-api.md`` §3. The official SDK's
-``alibabacloud_tea_openapi.utils.Utils.get_authorization`` is the oracle in the tests.
+``alibabacloud_tea_openapi.utils.Utils.get_authorization`` is the oracle in the tests. SM3 is the
+same scheme with SM3 for both the hashes and the HMAC (the SDK's ``ACS3-HMAC-SM3``; its payload hash
+still travels in ``x-acs-content-sha256``). SM3 comes from OpenSSL through ``hashlib`` (OpenSSL 1.1.1
+and 3.x ship it); the older RPC signature is in ``signing_v2``.
 """
 
 from __future__ import annotations
@@ -16,8 +19,25 @@ from datetime import UTC, datetime
 from urllib.parse import quote
 
 ALGORITHM = "ACS3-HMAC-SHA256"
+ALGORITHM_SM3 = "ACS3-HMAC-SM3"
 EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 API_VERSION = "2017-11-10"
+
+_DIGESTS = {ALGORITHM: "sha256", ALGORITHM_SM3: "sm3"}
+ALGORITHMS: tuple[str, ...] = tuple(_DIGESTS)
+"""The V3 algorithms the SDKs offer for an access key pair (RSA is for key pairs of another kind)."""
+
+
+def algorithm_available(algorithm: str) -> bool:
+    """True when this Python can compute ``algorithm`` (SM3 needs an OpenSSL that has it)."""
+    digest = _DIGESTS.get(algorithm)
+    return digest is not None and digest in hashlib.algorithms_available
+
+
+def _hex_digest(algorithm: str, data: bytes) -> str:
+    if algorithm == ALGORITHM:
+        return hashlib.sha256(data).hexdigest()
+    return hashlib.new(_DIGESTS[algorithm], data).hexdigest()
 
 
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
@@ -36,9 +56,11 @@ def canonical_query(params: Iterable[tuple[str, str]]) -> str:
     )
 
 
-def payload_hash(body: bytes) -> str:
-    """Lowercase hex SHA-256 of the body (``x-acs-content-sha256``)."""
-    return EMPTY_SHA256 if not body else hashlib.sha256(body).hexdigest()
+def payload_hash(body: bytes, algorithm: str = ALGORITHM) -> str:
+    """Lowercase hex SHA-256 (or SM3) of the body (``x-acs-content-sha256``)."""
+    if algorithm == ALGORITHM and not body:
+        return EMPTY_SHA256
+    return _hex_digest(algorithm, body)
 
 
 def canonical_request(
@@ -58,11 +80,16 @@ def canonical_request(
     )
 
 
-def signature(secret: str, canonical: str) -> str:
-    """Hex HMAC-SHA256 of the string to sign, keyed by the raw AccessKeySecret."""
-    digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-    string_to_sign = f"{ALGORITHM}\n{digest}"
-    return hmac.new(secret.encode("utf-8"), string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+def string_to_sign(canonical: str, algorithm: str = ALGORITHM) -> str:
+    """``ALGORITHM + "\\n" + hex(hash(canonical request))``."""
+    return f"{algorithm}\n{_hex_digest(algorithm, canonical.encode('utf-8'))}"
+
+
+def signature(secret: str, canonical: str, algorithm: str = ALGORITHM) -> str:
+    """Hex HMAC-SHA256 (or HMAC-SM3) of the string to sign, keyed by the raw AccessKeySecret."""
+    digestmod = hashlib.sha256 if algorithm == ALGORITHM else _DIGESTS[algorithm]
+    return hmac.new(secret.encode("utf-8"), string_to_sign(canonical, algorithm).encode("utf-8"),
+                    digestmod).hexdigest()
 
 
 def new_nonce() -> str:
@@ -103,6 +130,7 @@ def sign_request(
     version: str = API_VERSION,
     content_type: str | None = None,
     extra_headers: Mapping[str, str] | None = None,
+    algorithm: str = ALGORITHM,
 ) -> SignedRequest:
     """Build the signed headers of an RPC-style V3 request.
 
@@ -110,9 +138,10 @@ def sign_request(
     ``x-acs-accesskey-id`` included when there is a token), ``content-type`` when there is one,
     and ``extra_headers``. Headers added afterwards (``accept``, ``user-agent``) travel unsigned,
     which the gateway allows. The returned ``query`` is already the canonical (RFC 3986)
-    encoding; send it verbatim so what ENS decodes is exactly what was signed.
+    encoding; send it verbatim so what ENS decodes is exactly what was signed. ``algorithm`` is
+    ``ALGORITHM`` or ``ALGORITHM_SM3``.
     """
-    hashed = payload_hash(body)
+    hashed = payload_hash(body, algorithm)
     headers: dict[str, str] = {
         "host": host,
         "x-acs-action": action,
@@ -135,8 +164,8 @@ def sign_request(
         hashed_payload=hashed,
     )
     headers["authorization"] = (
-        f"{ALGORITHM} Credential={access_key_id},SignedHeaders={';'.join(signed)},"
-        f"Signature={signature(access_key_secret, canonical)}"
+        f"{algorithm} Credential={access_key_id},SignedHeaders={';'.join(signed)},"
+        f"Signature={signature(access_key_secret, canonical, algorithm)}"
     )
     return SignedRequest(query=query, headers=headers)
 

@@ -53,11 +53,14 @@ def _describe(state: SimulatorState, params: Mapping[str, str], request_id: str,
     ]
     now = state.wall()
     start = (page - 1) * size
+    # The SDK models (Python and Go) declare DescribeSelfImages' paging fields strings, and
+    # DescribeImages' integers; the simulator answers each in its declared type.
+    paging: Callable[[int], int | str] = str if self_images else int
     return json_reply({
         "Code": 0,
-        "PageNumber": page,
-        "PageSize": size,
-        "TotalCount": len(matches),
+        "PageNumber": paging(page),
+        "PageSize": paging(size),
+        "TotalCount": paging(len(matches)),
         "RequestId": request_id,
         "Images": {"Image": [img.describe(with_status=self_images, now=now)
                              for img in matches[start:start + size]]},

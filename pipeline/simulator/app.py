@@ -16,6 +16,7 @@ from pipeline.simulator.faults import BEFORE, GARBAGE_HTML, ConnectionFinder, dr
 from pipeline.simulator.responses import Reply, error_reply, json_reply
 from pipeline.simulator.state import SimulatorState, new_request_id
 from pipeline.simulator.validation import validate_import
+from pipeline.simulator.wire import Wire, decode
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -23,7 +24,6 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 ACTIONS = frozenset({"ImportImage", *READ_ACTIONS})
 MAX_BODY = 1 << 20
-FORM_TYPE = "application/x-www-form-urlencoded"
 DROPPED = "dropped"
 
 
@@ -107,14 +107,15 @@ class SimulatorApp:
         headers = {
             k.decode("latin-1").lower(): v.decode("utf-8", "replace") for k, v in scope["headers"]
         }
-        action = headers.get("x-acs-action", "")
+        wire = decode(headers, scope["query_string"], body)
+        action = wire.action
         label = action if action in ACTIONS else "Other"
         importing = action == "ImportImage"
         state = self.state
         stats = state.stats
         stats.started(importing=importing, now=state.monotonic())
         try:
-            reply = await self._handle(scope, headers, body, action, importing)
+            reply = await self._handle(scope, headers, body, wire, importing)
             stats.outcome(label, reply.outcome)
             if reply.outcome == DROPPED:
                 await drop_connection(scope, receive, send, self.finder)
@@ -123,24 +124,23 @@ class SimulatorApp:
         finally:
             stats.finished(importing=importing)
 
-    async def _handle(self, scope: Scope, headers: dict[str, str], body: bytes, action: str,
+    async def _handle(self, scope: Scope, headers: dict[str, str], body: bytes, wire: Wire,
                       importing: bool) -> Reply:
         state = self.state
         request_id = new_request_id()
         host = headers.get("host")
-        query = parse_qsl(scope["query_string"].decode("utf-8", "replace"), keep_blank_values=True)
         method = scope["method"]
         if method not in ("POST", "GET"):
             return _not_found(request_id, host)
-        failure = state.verifier.verify(AuthRequest(method, scope["path"], query, headers, body))
+        failure = state.verifier.verify(
+            AuthRequest(method, scope["path"], wire.query, headers, body, form=wire.form))
         if failure is not None:
             return error_reply(failure.status, failure.code, failure.message, request_id=request_id,
                                host=host)
-        if headers["x-acs-version"] != API_VERSION or action not in ACTIONS:
+        action = wire.action
+        if wire.version != API_VERSION or action not in ACTIONS:
             return _not_found(request_id, host)
-        params = dict(query)
-        if body and headers.get("content-type", "").startswith(FORM_TYPE):
-            params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        params = wire.params
         if importing:
             return await self._import(params, request_id, host)
         return READ_ACTIONS[action](state, params, request_id, host)

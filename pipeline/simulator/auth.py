@@ -1,8 +1,7 @@
-"""Gateway-strict V3 (ACS3-HMAC-SHA256) request verification, with replay and clock checks."""
+"""Gateway-strict verification: V3 (SHA-256, SM3) and RPC V2 (HMAC-SHA1), replay and clock checks."""
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import time
 from collections import deque
@@ -10,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from pipeline.ens import signing
+from pipeline.ens import signing, signing_v2
 
 DATE_WINDOW = 15 * 60
 """Maximum |server clock - x-acs-date|, seconds (ens-api.md §3.1)."""
@@ -32,6 +31,8 @@ class AuthRequest:
     """The query decoded with ``parse_qsl`` (``+`` as space, blanks kept): any of the SDKs' encodings."""
     headers: Mapping[str, str]
     body: bytes
+    form: Sequence[tuple[str, str]] = ()
+    """A form-encoded body's pairs (V2 signs them with the query)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,10 @@ class AuthFailure:
     status: int
     code: str
     message: str
+
+
+def _unknown_key() -> AuthFailure:
+    return AuthFailure(404, "InvalidAccessKeyId.NotFound", "Specified access key is not found.")
 
 
 def _incomplete(detail: str) -> AuthFailure:
@@ -94,43 +99,83 @@ class Verifier:
         self.nonces = NonceMemory(max_entries=max_nonces)
 
     def verify(self, request: AuthRequest) -> AuthFailure | None:
-        """None when the request is authentic, fresh and not a replay."""
+        """None when the request is authentic, fresh and not a replay (V3 header, or V2 parameters)."""
         headers = request.headers
         value = headers.get("authorization")
         if not value:
+            if any(k == "Signature" for k, _ in (*request.query, *request.form)):
+                return self._verify_v2(request)
             return AuthFailure(400, "MissingAuthorization", "Authorization is mandatory for this action.")
         auth = signing.parse_authorization(value)
         if auth is None:
             return _incomplete("The Authorization header is malformed.")
-        if auth.algorithm != signing.ALGORITHM:
-            return _incomplete(f"Unsupported signature algorithm {auth.algorithm!r}.")
+        algorithm = auth.algorithm
+        if algorithm not in signing.ALGORITHMS:
+            return _incomplete(f"Unsupported signature algorithm {algorithm!r}.")
+        if not signing.algorithm_available(algorithm):
+            return _incomplete(f"{algorithm} is not available here: this Python's OpenSSL has no SM3.")
         problem = self._signed_set_problem(auth.signed_headers, headers)
         if problem:
             return _incomplete(problem)
         secret = self._secrets.get(auth.credential)
         if secret is None:
-            return AuthFailure(404, "InvalidAccessKeyId.NotFound", "Specified access key is not found.")
-        failure = self._token_problem(auth.credential, headers) or self._date_problem(headers["x-acs-date"])
+            return _unknown_key()
+        token = headers.get("x-acs-security-token")
+        failure = (self._token_problem(token, headers.get("x-acs-accesskey-id"), auth.credential)
+                   or self._date_problem(headers["x-acs-date"]))
         if failure:
             return failure
-        hashed = signing.payload_hash(request.body)
+        hashed = signing.payload_hash(request.body, algorithm)
         if headers["x-acs-content-sha256"] != hashed:
             return AuthFailure(400, "SignatureDoesNotMatch",
-                               "The x-acs-content-sha256 header does not match the SHA-256 of the body.")
+                               f"The x-acs-content-sha256 header does not match the {algorithm} hash of the "
+                               "body.")
         query = signing.canonical_query(request.query)
         canonical = signing.canonical_request(
             method=request.method, path=request.path, query=query, headers=headers,
             signed_headers=auth.signed_headers, hashed_payload=hashed,
         )
-        expected = signing.signature(secret, canonical)
+        expected = signing.signature(secret, canonical, algorithm)
         if not hmac.compare_digest(expected, auth.signature):
-            digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
             return AuthFailure(
                 400, "SignatureDoesNotMatch",
                 "Specified signature does not match our calculation. "
-                f"server string to sign is:{signing.ALGORITHM}\n{digest}",
+                f"server string to sign is:{signing.string_to_sign(canonical, algorithm)}",
             )
-        if not self.nonces.add((auth.credential, headers["x-acs-signature-nonce"]), self._monotonic()):
+        return self._fresh_nonce(auth.credential, headers["x-acs-signature-nonce"])
+
+    def _verify_v2(self, request: AuthRequest) -> AuthFailure | None:
+        """The RPC signature: common parameters in the query or the form, ``Signature`` over all."""
+        pairs = [*request.query, *request.form]
+        given = [v for k, v in pairs if k == "Signature"]
+        if len(given) != 1:
+            return _incomplete("Signature is given more than once.")
+        params = dict(pairs)
+        for name in ("AccessKeyId", "SignatureMethod", "SignatureVersion", "SignatureNonce", "Timestamp"):
+            if not params.get(name):
+                return AuthFailure(400, f"Missing{name}", f"{name} is mandatory for this action.")
+        if params["SignatureMethod"] != signing_v2.SIGNATURE_METHOD:
+            return _incomplete(f"Unsupported SignatureMethod {params['SignatureMethod']!r}; use HMAC-SHA1.")
+        if params["SignatureVersion"] != signing_v2.SIGNATURE_VERSION:
+            return _incomplete(f"Unsupported SignatureVersion {params['SignatureVersion']!r}; use 1.0.")
+        key_id = params["AccessKeyId"]
+        secret = self._secrets.get(key_id)
+        if secret is None:
+            return _unknown_key()
+        failure = (self._token_problem(params.get("SecurityToken"), None, key_id)
+                   or self._date_problem(params["Timestamp"]))
+        if failure:
+            return failure
+        text = signing_v2.string_to_sign(request.method, [(k, v) for k, v in pairs if k != "Signature"])
+        if not hmac.compare_digest(signing_v2.signature(secret, text), given[0]):
+            return AuthFailure(
+                400, "SignatureDoesNotMatch",
+                f"Specified signature is not matched with our calculation. server string to sign is:{text}",
+            )
+        return self._fresh_nonce(key_id, params["SignatureNonce"])
+
+    def _fresh_nonce(self, credential: str, nonce: str) -> AuthFailure | None:
+        if not self.nonces.add((credential, nonce), self._monotonic()):
             return AuthFailure(400, "SignatureNonceUsed", "Specified signature nonce was used already.")
         return None
 
@@ -148,13 +193,14 @@ class Verifier:
                 return f"Header {name!r} is sent but not signed."
         return None
 
-    def _token_problem(self, credential: str, headers: Mapping[str, str]) -> AuthFailure | None:
-        token = headers.get("x-acs-security-token")
+    def _token_problem(self, token: str | None, key_id: str | None, credential: str) -> AuthFailure | None:
+        """A configured token is required; another token, or any token to a keys-only simulator, fails."""
         if token is None:
-            return None
+            if self._token is None:
+                return None
+            return AuthFailure(400, "MissingSecurityToken", "SecurityToken is mandatory for this action.")
         if self._token is None or not hmac.compare_digest(token, self._token):
             return AuthFailure(400, "InvalidSecurityToken.Malformed", "Specified SecurityToken is malformed.")
-        key_id = headers.get("x-acs-accesskey-id")
         if key_id is not None and key_id != credential:
             return AuthFailure(400, "InvalidSecurityToken.MismatchWithAccessKey",
                                "Specified SecurityToken mismatch with the AccessKey.")
