@@ -5,11 +5,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Literal, get_args
 
 from pipeline.errors import ConfigError
 
 ENV_PREFIX = "ENS_MIGRATE_"
+Transport = Literal["aiohttp", "httpx"]
+"""The HTTP stack under the ENS client (``pipeline.ens.transport``)."""
 
 
 def _positive(kind: type) -> Callable[[Any], bool]:
@@ -41,7 +43,7 @@ _SPECS: dict[str, _Spec] = {
     "reconcile_delay": _Spec(float, lambda v: isinstance(v, float) and 0 <= v < math.inf,
                              "seconds, 0 or more"),
     "lookup_rate": _Spec(float, _positive(float), "lookups per second above 0"),
-    "transport": _Spec(str, lambda v: v in ("aiohttp", "httpx"), "aiohttp or httpx"),
+    "transport": _Spec(str, lambda v: v in get_args(Transport), " or ".join(get_args(Transport))),
     "breaker_warmup": _Spec(int, lambda v: isinstance(v, int) and v >= 1, "a whole number >= 1"),
     "breaker_ratio": _Spec(float, lambda v: isinstance(v, float) and 0 < v <= 1, "a fraction in (0, 1]"),
     "breaker_streak": _Spec(int, lambda v: isinstance(v, int) and v >= 1, "a whole number >= 1"),
@@ -64,7 +66,7 @@ class RunSettings:
     retry_max_delay: float = 20.0
     reconcile_delay: float = 1.0
     lookup_rate: float = 10.0
-    transport: str = "aiohttp"
+    transport: Transport = "aiohttp"
     breaker_warmup: int = 20
     breaker_ratio: float = 0.5
     breaker_streak: int = 5

@@ -26,9 +26,10 @@ from alibabacloud_tea_openapi.utils_models import Config as SdkConfig
 
 from pipeline.ens import signing
 from pipeline.ens.classify import Disposition, classify
-from pipeline.ens.client import EnsClient, ImportResult, make_http_client, transport_error
+from pipeline.ens.client import EnsClient, ImportResult
 from pipeline.ens.credentials import Credentials
 from pipeline.ens.endpoint import Endpoint, parse_endpoint
+from pipeline.ens.transport import TRANSPORTS, HttpxExchange, open_exchange, transport_error
 from pipeline.errors import ApiError, BadResponse, Delivery, TransportError
 from pipeline.joblist.job import encode_disk_mapping
 from tests.test_classify import API_CODES
@@ -37,7 +38,6 @@ SECRET = "test-secret-value-0123"
 CREDS = Credentials("LTAI5tTestKey0001", SECRET)
 STS = Credentials("LTAI5tTestKey0001", SECRET, "sts-token-value")
 ENDPOINT = Endpoint("https", "ens.aliyuncs.com")
-TRANSPORTS = ["aiohttp", "httpx"]
 PARAMS = {
     "Architecture": "x86_64", "ComputeType": "ens_vm", "ImageFormat": "qcow2",
     "ImageName": "镜像 a*b~c:d", "LicenseType": "BYOL", "OSSBucket": "bkt",
@@ -68,7 +68,8 @@ def verify(method: str, raw_path: str, headers: Mapping[str, str], body: bytes, 
 
 def ens_client(handler: Callable[[httpx.Request], httpx.Response], creds: Credentials = CREDS,
                **kwargs: Any) -> EnsClient:
-    return EnsClient(httpx.AsyncClient(transport=httpx.MockTransport(handler)), ENDPOINT, creds, **kwargs)
+    exchange = HttpxExchange(httpx.AsyncClient(transport=httpx.MockTransport(handler)))
+    return EnsClient(exchange, ENDPOINT, creds, **kwargs)
 
 
 def answer(
@@ -206,7 +207,7 @@ async def test_same_request_as_the_official_sdk(
     every header we sign; it passes the server recipe, with the canonical query sent verbatim."""
     await asyncio.to_thread(sdk_import, capture.port, creds)
     endpoint = parse_endpoint(f"http://127.0.0.1:{capture.port}")
-    async with make_http_client(endpoint, concurrency=2, connect_timeout=5, read_timeout=5,
+    async with open_exchange(endpoint, concurrency=2, connect_timeout=5, read_timeout=5,
                                 transport=transport) as http:
         await EnsClient(http, endpoint, creds).import_image(PARAMS)
     (_, sdk_path, sdk_headers, _), (method, path, headers, body) = capture.requests
@@ -314,7 +315,7 @@ async def loopback(behaviour: str) -> AsyncIterator[tuple[int, asyncio.Event]]:
 
 async def call(port: int, transport: Any, *, concurrency: int = 2, read_timeout: float = 5) -> TransportError:
     endpoint = parse_endpoint(f"http://127.0.0.1:{port}")
-    async with make_http_client(endpoint, concurrency=concurrency, connect_timeout=5,
+    async with open_exchange(endpoint, concurrency=concurrency, connect_timeout=5,
                                 read_timeout=read_timeout, transport=transport) as http:
         with pytest.raises(TransportError) as info:
             await EnsClient(http, endpoint, CREDS).import_image({"ImageName": "n"})
@@ -364,7 +365,7 @@ async def test_pool_exhausted_was_not_sent(transport: Any) -> None:
     """With every pooled connection busy past the pool timeout, the request never left."""
     async with loopback("silent") as (port, received):
         endpoint = parse_endpoint(f"http://127.0.0.1:{port}")
-        async with make_http_client(endpoint, concurrency=1, connect_timeout=0.2, read_timeout=30,
+        async with open_exchange(endpoint, concurrency=1, connect_timeout=0.2, read_timeout=30,
                                     transport=transport) as http:
             client = EnsClient(http, endpoint, CREDS)
             busy = asyncio.create_task(client.import_image({"ImageName": "first"}))
@@ -376,20 +377,24 @@ async def test_pool_exhausted_was_not_sent(transport: Any) -> None:
     assert info.value.delivery is Delivery.NOT_SENT
 
 
-@pytest.mark.parametrize(("cause", "delivery"), [
+@pytest.mark.parametrize(("error", "delivery"), [
     (aiohttp.ServerDisconnectedError(), Delivery.MAYBE_SENT),
     (aiohttp.ClientOSError(104, "Connection reset by peer"), Delivery.MAYBE_SENT),
+    (aiohttp.ServerTimeoutError("read"), Delivery.MAYBE_SENT),
     (aiohttp.ConnectionTimeoutError("pool"), Delivery.NOT_SENT),
     (aiohttp.ClientConnectorDNSError(
         ConnectionKey("ens.invalid", 443, True, True, None, None, None), OSError(-2, "unknown name")),
      Delivery.NOT_SENT),
+    (httpx.ReadTimeout("read"), Delivery.MAYBE_SENT),
+    (httpx.RemoteProtocolError("closed"), Delivery.MAYBE_SENT),
+    (httpx.ConnectError("refused"), Delivery.NOT_SENT),
+    (httpx.PoolTimeout("pool"), Delivery.NOT_SENT),
 ])
-def test_aiohttp_cause_decides_over_its_httpx_mapping(cause: Exception, delivery: Delivery) -> None:
-    """httpx_aiohttp raises httpx.ConnectTimeout for any aiohttp connection error, even a
-    disconnect after sending; the aiohttp cause decides whether the request may have arrived."""
-    mapped = httpx.ConnectTimeout(str(cause))
-    mapped.__cause__ = cause
-    assert transport_error(mapped, "ImportImage to h").delivery is delivery
+def test_transport_errors_say_whether_the_request_may_have_arrived(error: Exception,
+                                                                   delivery: Delivery) -> None:
+    """Each library's failure is translated once: a connection that never carried the request is
+    NOT_SENT; a disconnect or timeout after sending is MAYBE_SENT."""
+    assert transport_error(error, "ImportImage to h").delivery is delivery
 
 
 # --- image lookups ---------------------------------------------------------------------------
@@ -478,26 +483,34 @@ async def test_shapeless_describe_answer_is_bad_response() -> None:
 # --- the HTTP client -------------------------------------------------------------------------
 
 @pytest.mark.asyncio
-async def test_http_client_verifies_tls_and_sizes_the_pool() -> None:
+async def test_exchanges_verify_tls_and_size_the_pool() -> None:
     """Both transports verify certificates and keep a pool as large as the concurrency."""
     import ssl
 
+    from pipeline.ens.transport import AiohttpExchange
+
     for transport in TRANSPORTS:
-        async with make_http_client(ENDPOINT, concurrency=7, connect_timeout=1, read_timeout=2,
-                                    transport=transport) as http:  # type: ignore[arg-type]
-            base = http._transport
-            context = base.ssl_context if transport == "aiohttp" else base._pool._ssl_context  # type: ignore[attr-defined]
-            assert context.verify_mode is ssl.CERT_REQUIRED
-            limits = base.limits if transport == "aiohttp" else None  # type: ignore[attr-defined]
-            if limits is not None:
-                assert (limits.max_connections, limits.max_keepalive_connections) == (7, 7)
+        async with open_exchange(ENDPOINT, concurrency=7, connect_timeout=1, read_timeout=2,
+                                 transport=transport) as exchange:
+            if isinstance(exchange, AiohttpExchange):
+                connector = exchange._session.connector
+                assert isinstance(connector, aiohttp.TCPConnector)
+                assert connector.limit == 7
+                assert isinstance(connector._ssl, ssl.SSLContext)
+                assert connector._ssl.verify_mode is ssl.CERT_REQUIRED
+                assert (exchange._timeout.sock_read, exchange._timeout.sock_connect) == (2, 1)
             else:
-                assert base._pool._max_connections == 7  # type: ignore[attr-defined]
-            assert http.timeout.read == 2
-            assert http.timeout.connect == 1
+                assert isinstance(exchange, HttpxExchange)
+                http = exchange._http
+                pool = http._transport._pool  # type: ignore[attr-defined]
+                assert pool._ssl_context.verify_mode is ssl.CERT_REQUIRED
+                assert pool._max_connections == 7
+                assert (http.timeout.read, http.timeout.connect) == (2, 1)
 
 
-def test_http_client_refuses_zero_concurrency() -> None:
+@pytest.mark.asyncio
+async def test_exchange_refuses_zero_concurrency() -> None:
     """A pool of zero connections is a programming error."""
     with pytest.raises(ValueError, match="concurrency"):
-        make_http_client(ENDPOINT, concurrency=0, connect_timeout=1, read_timeout=1)
+        async with open_exchange(ENDPOINT, concurrency=0, connect_timeout=1, read_timeout=1):
+            pass

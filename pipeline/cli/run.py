@@ -17,7 +17,8 @@ import structlog
 from pipeline.cli.target import Target, open_target, target_options
 from pipeline.cli.watch import wait_exit_code, wait_line, wait_options, wait_phase
 from pipeline.config import load_config
-from pipeline.ens.client import EnsClient, make_http_client
+from pipeline.ens.client import EnsClient
+from pipeline.ens.transport import open_exchange
 from pipeline.errors import EnsError
 from pipeline.joblist.rules import job_rules
 from pipeline.joblist.validate import InvalidRow, iter_rows
@@ -165,9 +166,9 @@ async def _migrate(jobs: tuple[str, ...], rules: Any, journal_path: Path, ledger
     control = Control()
     # The journal opens first: a path that cannot be written fails before anything is sent.
     async with JournalWriter(journal_path).running() as writer, \
-            make_http_client(endpoint, concurrency=settings.concurrency,
+            open_exchange(endpoint, concurrency=settings.concurrency,
                              connect_timeout=settings.connect_timeout, read_timeout=settings.timeout,
-                             transport=settings.transport) as http:  # type: ignore[arg-type]
+                             transport=settings.transport) as http:
         ctx = WorkerContext(
             api=EnsClient(http, endpoint, credentials), journal=writer,
             gate=RateGate(settings.rate, start=start_rate), lookup=Lookup.per_second(settings.lookup_rate),

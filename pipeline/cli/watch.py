@@ -14,7 +14,8 @@ import structlog
 
 from pipeline.cli.target import F, Target, open_target, target_options
 from pipeline.config import load_config
-from pipeline.ens.client import EnsClient, make_http_client
+from pipeline.ens.client import EnsClient
+from pipeline.ens.transport import open_exchange
 from pipeline.errors import ExitCode
 from pipeline.journal.lock import acquire_lock
 from pipeline.journal.reader import read_ledger, repair_tail
@@ -38,9 +39,9 @@ async def wait_phase(journal_path: Path, target: Target, settings: RunSettings, 
     stop = anyio.Event()
     lookup = Lookup.per_second(settings.lookup_rate)
     async with JournalWriter(journal_path).running() as writer, \
-            make_http_client(target.endpoint, concurrency=2, connect_timeout=settings.connect_timeout,
+            open_exchange(target.endpoint, concurrency=2, connect_timeout=settings.connect_timeout,
                              read_timeout=settings.timeout,
-                             transport=settings.transport) as http:  # type: ignore[arg-type]
+                             transport=settings.transport) as http:
         async def pause(seconds: float) -> None:
             with anyio.move_on_after(seconds):
                 await stop.wait()

@@ -1,4 +1,4 @@
-"""The ENS API client: V3-signed RPC calls over an injected httpx.AsyncClient, errors translated once."""
+"""The ENS API client: V3-signed RPC calls over an injected Exchange, errors translated once."""
 
 from __future__ import annotations
 
@@ -6,21 +6,16 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
-
-import aiohttp
-import httpx
-import yarl
-from httpx_aiohttp import AiohttpTransport
-from httpx_aiohttp.transport import AiohttpResponseStream, map_aiohttp_exceptions
+from typing import Any
 
 from pipeline import __version__
 from pipeline.ens import signing
 from pipeline.ens.credentials import Credentials
 from pipeline.ens.endpoint import Endpoint
-from pipeline.errors import ApiError, BadResponse, Delivery, TransportError
+from pipeline.ens.transport import Answer, Exchange
+from pipeline.errors import ApiError, BadResponse, Delivery
 
-USER_AGENT = f"ens-migrate/{__version__} python-httpx/{httpx.__version__}"
+USER_AGENT = f"ens-migrate/{__version__}"
 PAGE_SIZE = 50
 """DescribeImages/DescribeSelfImages' largest page."""
 BODY_START = 200
@@ -64,12 +59,11 @@ class EnsClient:
     the request may have been processed; ``pipeline.ens.classify`` decides what happens next.
     """
 
-    __slots__ = ("_base", "_clock", "_credentials", "_direct", "_extensions", "_host", "_http",
-                 "_nonce", "_user_agent")
+    __slots__ = ("_base", "_clock", "_credentials", "_host", "_nonce", "_user_agent", "_wire")
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        exchange: Exchange,
         endpoint: Endpoint,
         credentials: Credentials,
         *,
@@ -77,15 +71,13 @@ class EnsClient:
         nonce: Callable[[], str] = signing.new_nonce,
         user_agent: str = USER_AGENT,
     ) -> None:
-        self._http = http
+        self._wire = exchange
         self._base = endpoint.url + "/"
         self._host = endpoint.netloc
         self._credentials = credentials
         self._clock = clock
         self._nonce = nonce
         self._user_agent = user_agent
-        self._extensions = {"timeout": http.timeout.as_dict()}
-        self._direct = http.direct if isinstance(http, AiohttpClient) else None
 
     async def import_image(self, params: Mapping[str, str]) -> ImportResult:
         """Call ImportImage with wire-ready parameters (``Job.query()``)."""
@@ -151,14 +143,18 @@ class EnsClient:
             raise BadResponse(status=status, body_start=_start(body),
                               delivery=Delivery.MAYBE_SENT) from exc
 
-    async def call(self, action: str, params: Mapping[str, str]) -> tuple[httpx.Response, dict[str, Any]]:
+    async def call(self, action: str, params: Mapping[str, str]) -> tuple[Answer, dict[str, Any]]:
         """Send one signed RPC call; return the answer and its JSON body, or raise an EnsError."""
-        status, headers, body = await self._exchange(action, params)
-        response = httpx.Response(status, headers=list(headers.items()), content=body)
-        return response, parse_answer(status, headers, body)
+        answer = await self._wire.post(*self._signed(action, params), context=f"{action} to {self._host}")
+        return answer, parse_answer(answer.status, answer.headers, answer.body)
 
     async def _exchange(self, action: str, params: Mapping[str, str]) -> tuple[int, Mapping[str, str], bytes]:
         """Sign and send one call; return (status, headers, body), or raise a TransportError."""
+        answer = await self._wire.post(*self._signed(action, params), context=f"{action} to {self._host}")
+        return answer.status, answer.headers, answer.body
+
+    def _signed(self, action: str, params: Mapping[str, str]) -> tuple[str, dict[str, str]]:
+        """The URL (canonical query, sent verbatim) and headers of one freshly signed call."""
         creds = self._credentials
         signed = signing.sign_request(
             method="POST", host=self._host, action=action, params=params.items(),
@@ -169,18 +165,7 @@ class EnsClient:
         headers = signed.headers
         headers["accept"] = "application/json"
         headers["user-agent"] = self._user_agent
-        # httpx keeps an already-encoded query as is; the aiohttp transport below does too.
-        url = f"{self._base}?{signed.query}" if signed.query else self._base
-        try:
-            if self._direct is not None:
-                return await self._direct.exchange(url, headers)
-            # Built directly, not with build_request: the client's default headers, params and
-            # cookies are not wanted, and merging them costs CPU on every call; its timeout is kept.
-            request = httpx.Request("POST", url, headers=headers, extensions=self._extensions)
-            response = await self._http.send(request)
-        except (httpx.HTTPError, aiohttp.ClientError, OSError) as exc:
-            raise transport_error(exc, f"{action} to {self._host}") from exc
-        return response.status_code, response.headers, response.content
+        return (f"{self._base}?{signed.query}" if signed.query else self._base), headers
 
 
 def parse_answer(status: int, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
@@ -209,37 +194,6 @@ def _api_error(status: int, headers: Mapping[str, str], data: dict[str, Any], co
         host_id=_opt(data.get("HostId")), recommend=_opt(data.get("Recommend")),
         retry_after=_retry_after(headers.get("x-acs-retry-after")),
     )
-
-
-def transport_error(exc: BaseException, context: str) -> TransportError:
-    """Translate an httpx (or aiohttp, through its transport) failure; state if it may have arrived.
-
-    httpx_aiohttp maps aiohttp errors loosely (a server disconnect after the request was sent
-    becomes ``httpx.ConnectTimeout``), so the aiohttp cause, when there is one, decides.
-    """
-    cause = exc.__cause__
-    if isinstance(exc, httpx.HTTPError) and isinstance(cause, aiohttp.ClientError | OSError):
-        exc = cause
-    if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
-        what, delivery = "could not connect", Delivery.NOT_SENT
-    elif isinstance(exc, aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError):
-        what, delivery = "invalid URL", Delivery.NOT_SENT
-    elif isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.ProxyError
-                    | httpx.UnsupportedProtocol):
-        what, delivery = "could not connect", Delivery.NOT_SENT
-    elif isinstance(exc, httpx.LocalProtocolError):
-        what, delivery = "request refused by the HTTP library before sending", Delivery.NOT_SENT
-    elif isinstance(exc, httpx.PoolTimeout):
-        what, delivery = "no free connection in the pool", Delivery.NOT_SENT
-    elif isinstance(exc, httpx.TimeoutException | TimeoutError):
-        what, delivery = "timed out after the request was sent", Delivery.MAYBE_SENT
-    else:
-        what, delivery = "connection lost after the request was sent", Delivery.MAYBE_SENT
-    detail = str(exc) or "no detail"
-    advice = ("safe to resend" if delivery is Delivery.NOT_SENT
-              else "it may have been processed: reconcile before resending")
-    return TransportError(f"{context}: {what} ({type(exc).__name__}: {detail}); {advice}",
-                          delivery=delivery)
 
 
 def _image_page(data: Mapping[str, Any]) -> ImagePage:
@@ -274,98 +228,3 @@ def _opt(value: object) -> str | None:
 
 def _start(body: bytes) -> str:
     return body[:BODY_START].decode("utf-8", errors="replace")
-
-
-class VerbatimAiohttpTransport(AiohttpTransport):
-    """httpx_aiohttp's transport, handing aiohttp the URL as already encoded.
-
-    aiohttp re-quotes a URL given as text (``%2A`` → ``*``, ``%2F`` → ``/``); the values still
-    decode the same, but we send exactly the canonical query we signed.
-    """
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if not isinstance(self.client, aiohttp.ClientSession):
-            self.client = self.get_client()
-        timeout = request.extensions.get("timeout", {})
-        with map_aiohttp_exceptions():
-            response = await self.client.request(
-                method=request.method,
-                url=yarl.URL(str(request.url), encoded=True),
-                headers=request.headers,
-                data=request.content or None,
-                # httpx's headers are the whole truth: no unsigned Content-Type for an empty body.
-                skip_auto_headers=("Content-Type",),
-                allow_redirects=False,
-                auto_decompress=False,
-                compress=False,
-                timeout=aiohttp.ClientTimeout(
-                    sock_connect=timeout.get("connect"), sock_read=timeout.get("read"),
-                    connect=timeout.get("pool"),
-                ),
-                server_hostname=request.extensions.get("sni_hostname"),
-            ).__aenter__()
-        extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
-        if response.reason:
-            extensions["reason_phrase"] = response.reason.encode()
-        return httpx.Response(status_code=response.status, headers=response.raw_headers,
-                              stream=AiohttpResponseStream(response), request=request,
-                              extensions=extensions)
-
-
-class AiohttpClient(httpx.AsyncClient):
-    """The httpx client over ``VerbatimAiohttpTransport``; ``EnsClient`` posts through ``direct``.
-
-    Going through ``httpx.AsyncClient.send`` builds and validates an httpx URL, Request, Headers,
-    Response and cookie jar per call on top of aiohttp's own: about a third of the client-side CPU
-    of an ImportImage (tests/bench/bench_overhead.py). The transport, pool, TLS and timeouts are
-    the same either way; anything else (tests, the httpx transport) keeps the plain httpx path.
-    """
-
-    def __init__(self, *, transport: VerbatimAiohttpTransport, timeout: httpx.Timeout,
-                 base_url: str) -> None:
-        super().__init__(transport=transport, timeout=timeout, base_url=base_url, follow_redirects=False)
-        self.direct = DirectPost(transport, timeout)
-
-
-class DirectPost:
-    """A bodiless signed POST straight through the transport's aiohttp session."""
-
-    __slots__ = ("_timeout", "_transport")
-
-    def __init__(self, transport: VerbatimAiohttpTransport, timeout: httpx.Timeout) -> None:
-        self._transport = transport
-        self._timeout = aiohttp.ClientTimeout(sock_connect=timeout.connect, sock_read=timeout.read,
-                                              connect=timeout.pool)
-
-    async def exchange(self, url: str, headers: Mapping[str, str]) -> tuple[int, Mapping[str, str], bytes]:
-        """POST ``url`` (already encoded, sent verbatim) with exactly ``headers``; read the answer."""
-        transport = self._transport
-        if not isinstance(transport.client, aiohttp.ClientSession):
-            transport.client = transport.get_client()
-        async with transport.client.request(
-            "POST", yarl.URL(url, encoded=True), headers=headers,
-            skip_auto_headers=("Content-Type",), allow_redirects=False, auto_decompress=False,
-            compress=False, timeout=self._timeout,
-        ) as response:
-            body = await response.read()
-        return response.status, response.headers, body
-
-
-def make_http_client(
-    endpoint: Endpoint, *, concurrency: int, connect_timeout: float, read_timeout: float,
-    transport: Literal["aiohttp", "httpx"] = "aiohttp",
-) -> httpx.AsyncClient:
-    """An httpx client for ``endpoint``: a keep-alive pool of ``concurrency`` connections, TLS
-    verified, no redirects, no proxies from the environment, no retries below us."""
-    if concurrency < 1:
-        raise ValueError(f"concurrency must be at least 1, got {concurrency}")
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    timeout = httpx.Timeout(connect=connect_timeout, read=read_timeout, write=read_timeout,
-                            pool=connect_timeout)
-    if transport == "aiohttp":
-        return AiohttpClient(transport=VerbatimAiohttpTransport(verify=True, limits=limits),
-                             timeout=timeout, base_url=endpoint.url)
-    if transport == "httpx":
-        return httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(verify=True, limits=limits, retries=0),
-                                 timeout=timeout, base_url=endpoint.url, follow_redirects=False)
-    raise ValueError(f"transport must be 'aiohttp' or 'httpx', got {transport!r}")
