@@ -32,7 +32,7 @@ from pipeline.report.summary import summary_document, summary_line, write_summar
 from pipeline.run.breaker import BreakerConfig, CircuitBreaker
 from pipeline.run.limits import Lookup, RateGate
 from pipeline.run.migration import Migration, RunOutcome, Window
-from pipeline.run.plan import SERVER_FAILED, Action, plan
+from pipeline.run.plan import SERVER_FAILED, Action, PlanOptions, plan_rows
 from pipeline.run.retry import RetryBudget, RetryPolicy
 from pipeline.run.stats import RunStats, combine
 from pipeline.run.window import parse_duration, seconds_until
@@ -91,7 +91,8 @@ def run(jobs: tuple[str, ...], journal: Path | None, config_path: Path | None, d
     stop_after = _window_seconds(max_duration, deadline)
     if dry_run:
         configure_logging(fmt=settings.log_format, quiet=quiet)
-        return _dry_run(jobs, rules, journal_path, retry_failed)
+        return _dry_run(jobs, rules, journal_path,
+                        PlanOptions(retry_failed=retry_failed, replace_failed_images=replace_failed_images))
     lock_fd = acquire_lock(journal_path)
     try:
         with open_target(simulate=simulate, settings=settings, insecure_http=insecure_http,
@@ -224,22 +225,34 @@ async def _list_existing(client: EnsClient) -> dict[str, str]:
     return existing
 
 
-def _dry_run(jobs: tuple[str, ...], rules: Any, journal_path: Path, retry_failed: bool) -> int:
+def _dry_run(jobs: tuple[str, ...], rules: Any, journal_path: Path, options: PlanOptions) -> int:
     ledger = read_ledger(journal_path)
-    counts = {"rows": 0, "invalid": 0, **{a.value: 0 for a in Action}}
-    for item in iter_rows(jobs, rules):
-        counts["rows"] += 1
+    rows = invalid = 0
+    counts = dict.fromkeys(Action, 0)
+    for item in plan_rows(iter_rows(jobs, rules), ledger, options):
+        rows += 1
         if isinstance(item, InvalidRow):
-            counts["invalid"] += 1
+            invalid += 1
             for problem in item.problems:
                 click.echo(str(problem))
             continue
-        counts[plan(item.fingerprint, ledger.jobs.get(item.name), retry_failed=retry_failed).value] += 1
-    click.echo(
-        f"plan for {', '.join(jobs)} (journal {journal_path}): {counts['rows']} rows; "
-        f"import {counts['send']}, reconcile first {counts['reconcile']}, skip done {counts['skip_done']}, "
-        f"skip failed {counts['skip_failed']} (--retry-failed to include), invalid {counts['invalid']}. "
-        "Nothing was sent (--dry-run).")
+        counts[item.action] += 1
+    click.echo(f"plan for {', '.join(jobs)} (journal {journal_path}): {rows} rows; "
+               f"{dry_run_actions(counts)}, invalid {invalid}. Nothing was sent (--dry-run).")
     return 0
 
 
+_ACTION_WORDS = {
+    Action.SEND: "import {}",
+    Action.REPLACE: "delete the failed image and import again {}",
+    Action.RECONCILE: "reconcile first {}",
+    Action.SKIP_DONE: "skip done {}",
+    Action.SKIP_FAILED: "skip failed {} (--retry-failed to include)",
+    Action.SKIP_FAILED_IMAGE: "skip failed image {} (--replace-failed-images to include)",
+    Action.SKIP_EXISTING: "skip existing {}",
+}
+
+
+def dry_run_actions(counts: dict[Action, int]) -> str:
+    """Every action of the plan with its count, in one fixed order (none left out)."""
+    return ", ".join(_ACTION_WORDS[action].format(counts.get(action, 0)) for action in Action)

@@ -19,7 +19,7 @@ from pipeline.joblist.job import Job
 from pipeline.joblist.validate import InvalidRow, Validated
 from pipeline.journal import records as r
 from pipeline.journal.ledger import JobLedger, Ledger
-from pipeline.run.plan import Action, plan
+from pipeline.run.plan import Action, PlanOptions, plan_rows
 from pipeline.run.stats import RunStats, StopReason, exit_code
 from pipeline.run.worker import WorkerContext, process
 
@@ -233,7 +233,9 @@ class Migration:
                        send: anyio.abc.ObjectSendStream[_Item]) -> None:
         ctx, stats = self.ctx, self.ctx.stats
         try:
-            for index, item in enumerate(rows):
+            options = PlanOptions(retry_failed=self.retry_failed,
+                                  replace_failed_images=self.replace_failed_images, existing=self.existing)
+            for index, item in enumerate(plan_rows(rows, self.ledger, options)):
                 if index % 512 == 0:
                     await anyio.lowlevel.checkpoint()
                 stats.rows += 1
@@ -245,14 +247,11 @@ class Migration:
                         "source": item.source, "line": item.line, "name": item.name,
                         "problems": [{"field": p.field, "message": p.message} for p in item.problems]})
                     continue
-                entry = self.ledger.jobs.get(item.name)
-                action = plan(item.fingerprint, entry, retry_failed=self.retry_failed,
-                              replace_failed_images=self.replace_failed_images)
-                found = self.existing.get(item.name) if self.existing is not None else None
-                if found and action in (Action.SEND, Action.RECONCILE):
-                    await ctx.journal.append(r.JOB_SKIPPED, item.name, {
-                        "fp": item.fingerprint, "image_id": found, "via": "existing",
-                        "source": item.source, "line": item.line, "params": item.query()})
+                job, action, entry = item.job, item.action, item.entry
+                if action is Action.SKIP_EXISTING:
+                    await ctx.journal.append(r.JOB_SKIPPED, job.name, {
+                        "fp": job.fingerprint, "image_id": item.existing_id, "via": "existing",
+                        "source": job.source, "line": job.line, "params": job.query()})
                     stats.existing += 1
                 elif action is Action.SKIP_DONE:
                     stats.skipped_done += 1
@@ -263,7 +262,7 @@ class Migration:
                     log.warning("ens_migrate.job.failed_image_holds_name",
                                 message="not re-imported: its earlier image failed server-side and still "
                                         "holds the name; delete it or pass --replace-failed-images",
-                                job=item.name,
+                                job=job.name,
                                 image_id=entry.image_id if entry else None)
                 elif ctx.control.stopping:
                     if ctx.control.stop_reason is StopReason.ABORT:
@@ -271,7 +270,7 @@ class Migration:
                     stats.deferred += 1
                 else:
                     try:
-                        await send.send((item, action, entry))
+                        await send.send((job, action, entry))
                     except anyio.BrokenResourceError:  # a hard stop cancelled the workers
                         stats.deferred += 1
                     else:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 
-from pipeline.journal.ledger import JobLedger, JobState
+from pipeline.joblist.job import Job
+from pipeline.joblist.validate import InvalidRow, Validated
+from pipeline.journal.ledger import JobLedger, JobState, Ledger
 
 
 class Action(enum.Enum):
@@ -19,6 +23,8 @@ class Action(enum.Enum):
     SKIP_FAILED = "skip_failed"
     SKIP_FAILED_IMAGE = "skip_failed_image"
     """Failed server-side and retried, but its failed image still holds the name."""
+    SKIP_EXISTING = "skip_existing"
+    """``--skip-existing``: the account already has an image of this name (to send or reconcile)."""
 
 SERVER_FAILED = frozenset({"Pack_failed", "Upload_failed", "Unavailable"})
 
@@ -48,3 +54,44 @@ def plan(fingerprint: str, entry: JobLedger | None, *, retry_failed: bool,
             return Action.SEND
         case _:
             return Action.SEND
+
+
+@dataclass(frozen=True, slots=True)
+class PlanOptions:
+    """What the run was asked to include (the flags that change a plan)."""
+
+    retry_failed: bool = False
+    replace_failed_images: bool = False
+    existing: Mapping[str, str] | None = None
+    """``--skip-existing``: ImageName -> ImageId of the account's images, listed once (None: not asked)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """One valid job and what to do with it."""
+
+    job: Job
+    action: Action
+    entry: JobLedger | None
+    """The job's journal state, if the journal knows it."""
+    existing_id: str | None = None
+    """The account's image of that name (``SKIP_EXISTING``)."""
+
+
+def plan_rows(rows: Iterable[Validated], ledger: Ledger,
+              options: PlanOptions) -> Iterator[Planned | InvalidRow]:
+    """The plan of a whole list, row by row (lazily): the one planning loop, shared by the run's
+    producer and ``--dry-run`` so the two cannot drift. Invalid rows pass through as they are."""
+    existing = options.existing
+    for item in rows:
+        if isinstance(item, InvalidRow):
+            yield item
+            continue
+        entry = ledger.jobs.get(item.name)
+        action = plan(item.fingerprint, entry, retry_failed=options.retry_failed,
+                      replace_failed_images=options.replace_failed_images)
+        found = existing.get(item.name) if existing is not None else None
+        if found and action in (Action.SEND, Action.RECONCILE):
+            yield Planned(item, Action.SKIP_EXISTING, entry, found)
+        else:
+            yield Planned(item, action, entry)
