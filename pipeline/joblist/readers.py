@@ -148,6 +148,10 @@ def _header(cells: list[str], source: str, line: int) -> list[str]:
         if name not in PARAMETERS:
             close = difflib.get_close_matches(name, PARAMETERS, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
+            for sep, label in ((";", "semicolons"), ("\t", "tabs")):
+                if sep in name and any(part.strip() in PARAMETERS for part in name.split(sep)):
+                    hint = (f" (the columns look separated by {label}: ens-migrate reads "
+                            "comma-separated CSV; save the file with ',' as the delimiter)")
             raise JobListError(source, line, f"unknown column {name!r}{hint}; valid columns: {valid}")
     if len(set(names)) != len(names):
         twice = next(n for n in names if names.count(n) > 1)
@@ -178,9 +182,38 @@ def read_json_array(stream: ByteStream, source: str) -> Iterator[RawRow]:
         yield _row(source, line, _loads(text, source, line), scan.index)
 
 
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+def _unique_pairs(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return obj
+
+
+_decode = json.JSONDecoder(object_pairs_hook=_unique_pairs).decode
+
+
+def _key_line(text: str, key: str, line: int) -> int:
+    """The line of the second ``"key":`` in an element that starts on ``line``."""
+    marks = [m.start() for m in re.finditer(re.escape(json.dumps(key)) + r"\s*:", text)]
+    at = marks[1] if len(marks) > 1 else 0
+    return line + text.count("\n", 0, at)
+
+
 def _loads(text: str, source: str, line: int) -> object:
     try:
-        return json.loads(text)
+        return _decode(text)
+    except _DuplicateKey as exc:
+        return _Defect(f"key {exc.key!r} appears twice in this object (again on line "
+                       f"{_key_line(text, exc.key, line)}); keep one")
     except json.JSONDecodeError as exc:
         raise JobListError(source, line + exc.lineno - 1,
                            f"JSON syntax error: {exc.msg} (column {exc.colno})") from None
@@ -188,9 +221,16 @@ def _loads(text: str, source: str, line: int) -> object:
         raise JobListError(source, line, "JSON nested too deeply") from None
 
 
+@dataclass(frozen=True, slots=True)
+class _Defect:
+    reason: str
+
+
 def _row(source: str, line: int, value: object, index: int | None) -> RawRow:
     if isinstance(value, dict):
         return RawRow(source, line, value)
+    if isinstance(value, _Defect):
+        return RawRow(source, line, {}, value.reason)
     kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
         type(value), "a number")
     what = f"element {index}" if index is not None else "the line"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
+from pipeline.errors import JobListError
 from pipeline.joblist.job import DISK_MAPPING_KEYS, PARAMETERS, Job, encode_disk_mapping
 from pipeline.joblist.names import NameIndex
 from pipeline.joblist.readers import RawRow, read_job_list
@@ -15,9 +18,9 @@ from pipeline.joblist.rules import JobRules
 REQUIRED: tuple[str, ...] = ("ImageName", "ComputeType", "OSType", "ImageFormat", "Architecture")
 _PARAMETER_SET = frozenset(PARAMETERS)
 _SIMPLE = _PARAMETER_SET - {"DiskDeviceMapping"}
-_NAME = re.compile("[A-Za-z\u4e00-\u9fa5][A-Za-z0-9\u4e00-\u9fa5:_-]{1,127}")
-_NAME_FIRST = re.compile("[A-Za-z\u4e00-\u9fa5]")
-_NAME_BAD = re.compile("[^A-Za-z0-9\u4e00-\u9fa5:_-]")
+_NAME = re.compile("[A-Za-z\u4e00-\u9fff][A-Za-z0-9\u4e00-\u9fff:_-]{1,127}")
+_NAME_FIRST = re.compile("[A-Za-z\u4e00-\u9fff]")
+_NAME_BAD = re.compile("[^A-Za-z0-9\u4e00-\u9fff:_-]")
 _NAME_CHARS = "letters, Chinese characters, digits, ':', '_' and '-'"
 
 
@@ -50,6 +53,13 @@ class InvalidRow:
     def location(self) -> str:
         """``FILE:LINE`` for messages."""
         return f"{self.source}:{self.line}"
+
+    @property
+    def fingerprint(self) -> str:
+        """A hash of the name and every problem (each names its value): the same invalid row read
+        again has the same fingerprint, and is journaled once."""
+        blob = "\x1f".join([self.name or "", *(f"{p.field}\x1e{p.message}" for p in self.problems)])
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:32]
 
 
 Validated = Job | InvalidRow
@@ -130,19 +140,21 @@ def check_row(row: RawRow, rules: JobRules) -> Validated:
     values: dict[str, str] = {}
     mapping: list[Mapping[str, str]] = []
     for key, value in row.values.items():
+        if value is None and key in _PARAMETER_SET:
+            continue  # JSON null means absent: the default applies, or the field is left out
         if key in _SIMPLE and type(value) is str:
             if value and not value.isspace():
                 values[key] = value
         elif key not in _PARAMETER_SET:
             problems.append((key, f"unknown field; valid fields: {', '.join(PARAMETERS)}"))
         elif key != "DiskDeviceMapping":
-            fix = "; leave the field out instead" if value is None else ""
-            problems.append((key, f"must be a string, not {_type_name(value)}{fix}"))
+            problems.append((key, f"must be a string, not {_type_name(value)}"))
         elif not (isinstance(value, str) and (not value or value.isspace())):
             mapping, errors = check_disk_mapping(value, rules.allowed.get("OSSRegion"))
             problems.extend((key, e) for e in errors)
     for key, default in rules.defaults.items():
-        if key not in values and type(row.values.get(key, "")) is str:
+        given = row.values.get(key)
+        if key not in values and (given is None or type(given) is str):
             values[key] = default
     _check_values(values, bool(mapping), rules, problems)
     if problems:
@@ -179,6 +191,8 @@ def iter_rows(paths: Iterable[str], rules: JobRules) -> Iterator[Validated]:
     Raises ``JobListError`` when a file cannot be read as a job list; memory stays bounded.
     A repeated ImageName (across all ``paths``) makes every later row invalid.
     """
+    paths = tuple(paths)
+    _refuse_repeats(paths)
     names = NameIndex()
     for path in paths:
         for raw in read_job_list(path):
@@ -195,3 +209,19 @@ def iter_rows(paths: Iterable[str], rules: JobRules) -> Iterator[Validated]:
                           f"{show(result.name)} is already used {where}; image names must be unique")
             earlier = result.problems if isinstance(result, InvalidRow) else ()
             yield InvalidRow(raw.source, raw.line, result.name, (*earlier, dup))
+
+
+def _refuse_repeats(paths: tuple[str, ...]) -> None:
+    """The same file (or ``-``) given twice would make every row of its second reading a duplicate
+    of its first: say what happened instead."""
+    seen: dict[object, str] = {}
+    for path in paths:
+        try:
+            stat = os.stat(path) if path != "-" else None
+        except OSError:
+            continue  # the reader says why it cannot be opened
+        identity: object = "-" if stat is None else (stat.st_dev, stat.st_ino)
+        if identity in seen:
+            same = "" if seen[identity] == path else f" (as {seen[identity]!r})"
+            raise JobListError(path, None, f"listed twice{same}: give each job list once")
+        seen[identity] = path

@@ -153,7 +153,7 @@ def _apply_job(job: JobLedger, event: str, rec: Mapping[str, Any], keep_params: 
         _set_error(job, rec)
     elif event == r.JOB_INVALID:
         job.state = JobState.INVALID
-        job.fingerprint = None
+        job.fingerprint = rec.get("fp")
         job.code = "InvalidRow"
         job.message = "; ".join(f"{p['field']}: {p['message']}" for p in rec.get("problems", ()))
     elif event == r.JOB_STATUS:

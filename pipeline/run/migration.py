@@ -18,7 +18,7 @@ from pipeline.errors import EnsError, JobListError
 from pipeline.joblist.job import Job
 from pipeline.joblist.validate import InvalidRow, Validated
 from pipeline.journal import records as r
-from pipeline.journal.ledger import JobLedger, Ledger
+from pipeline.journal.ledger import JobLedger, JobState, Ledger
 from pipeline.run.plan import Action, PlanOptions, plan_rows
 from pipeline.run.stats import RunStats, StopReason, exit_code
 from pipeline.run.worker import WorkerContext, process
@@ -243,9 +243,13 @@ class Migration:
                     stats.invalid += 1
                     for problem in item.problems:  # FILE:LINE: Field: problem, as validate says it
                         log.warning("ens_migrate.job.invalid", message=str(problem))
-                    await ctx.journal.append(r.JOB_INVALID, invalid_key(item), {
-                        "source": item.source, "line": item.line, "name": item.name,
-                        "problems": [{"field": p.field, "message": p.message} for p in item.problems]})
+                    key, fp = invalid_key(item), item.fingerprint
+                    known = self.ledger.jobs.get(key)
+                    if known is None or known.state is not JobState.INVALID or known.fingerprint != fp:
+                        # Once per fingerprint: the same invalid list run again adds nothing.
+                        await ctx.journal.append(r.JOB_INVALID, key, {
+                            "fp": fp, "source": item.source, "line": item.line, "name": item.name,
+                            "problems": [{"field": p.field, "message": p.message} for p in item.problems]})
                     continue
                 job, action, entry = item.job, item.action, item.entry
                 if action is Action.SKIP_EXISTING:

@@ -23,7 +23,7 @@ RULES: Mapping[str, tuple[str, ...]] = MappingProxyType({
 REQUIRED: tuple[str, ...] = ("ImageName", "ComputeType", "OSType", "ImageFormat", "Architecture")
 
 # ens-api.md §1.2: a letter or Chinese character first, then letters, Chinese, digits, ':', '_', '-'.
-IMAGE_NAME = re.compile(r"[A-Za-z\u4e00-\u9fa5][A-Za-z0-9\u4e00-\u9fa5:_-]{1,127}")
+IMAGE_NAME = re.compile(r"[A-Za-z\u4e00-\u9fff][A-Za-z0-9\u4e00-\u9fff:_-]{1,127}")
 
 DISK_MAPPING_FIELDS = frozenset({"OSSBucket", "OSSObject", "OSSRegion"})
 
