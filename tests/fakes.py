@@ -216,7 +216,7 @@ def make_ctx(api: Any, journal: JournalWriter, *, clock: FakeClock | None = None
     clock = clock or FakeClock()
     return WorkerContext(
         api=api, journal=journal, gate=UnpacedGate(rate, clock=clock, sleep=clock.sleep),
-        lookup=Lookup(limiter=NoPacer()),  # type: ignore[arg-type]
+        lookup=Lookup(1_000_000.0, clock=clock, sleep=clock.sleep),
         policy=policy or RetryPolicy(max_attempts=5, base_delay=0.01, max_delay=0.1, max_elapsed=600.0),
         budget=budget or RetryBudget(), breaker=breaker or CircuitBreaker(), stats=RunStats(),
         control=control or Control(), clock=clock, sleep=clock.sleep, reconcile_delay=reconcile_delay,

@@ -18,6 +18,7 @@ from pipeline.cli.target import Target, open_target, target_options
 from pipeline.cli.watch import wait_exit_code, wait_line, wait_options, wait_phase
 from pipeline.config import load_config
 from pipeline.ens.client import EnsClient
+from pipeline.ens.listing import Paging
 from pipeline.ens.transport import open_exchange
 from pipeline.errors import EnsError
 from pipeline.joblist.rules import job_rules
@@ -170,9 +171,10 @@ async def _migrate(jobs: tuple[str, ...], rules: Any, journal_path: Path, ledger
             open_exchange(endpoint, concurrency=settings.concurrency,
                              connect_timeout=settings.connect_timeout, read_timeout=settings.timeout,
                              transport=settings.transport) as http:
+        lookup = Lookup.per_second(settings.lookup_rate)
         ctx = WorkerContext(
-            api=EnsClient(http, endpoint, credentials), journal=writer,
-            gate=RateGate(settings.rate, start=start_rate), lookup=Lookup.per_second(settings.lookup_rate),
+            api=EnsClient(http, endpoint, credentials, paging=Paging(pacer=lookup)), journal=writer,
+            gate=RateGate(settings.rate, start=start_rate), lookup=lookup,
             policy=RetryPolicy(max_attempts=settings.max_attempts, max_delay=settings.retry_max_delay,
                                max_elapsed=settings.max_retry_time),
             budget=RetryBudget(), stats=RunStats(), control=control, clock=time.monotonic,
@@ -192,10 +194,10 @@ async def _migrate(jobs: tuple[str, ...], rules: Any, journal_path: Path, ledger
                               target=target.name)
         with display:
             return await migration.run(iter_rows(jobs, rules),
-                                       probe=lambda: _probe(client, settings.concurrency))
+                                       probe=lambda: _probe(client, settings.concurrency, lookup))
 
 
-async def _probe(client: EnsClient, concurrency: int) -> None:
+async def _probe(client: EnsClient, concurrency: int, lookup: Lookup) -> None:
     """A few DescribeSelfImages calls side by side, before any import: they check the key, and they
     open pooled connections (DNS, TCP and TLS set-up done), so the first imports do not arrive late
     and bunch with those sent a second later."""
@@ -203,19 +205,21 @@ async def _probe(client: EnsClient, concurrency: int) -> None:
 
     async def one() -> None:
         try:
+            await lookup.acquire()
             await client.describe_self_images(page_size=1)
         except EnsError as exc:
             errors.append(exc)
 
     async with anyio.create_task_group() as tg:
-        for _ in range(min(PROBE_CONNECTIONS, concurrency)):
+        for _ in range(max(1, min(PROBE_CONNECTIONS, concurrency, int(lookup.rate)))):
             tg.start_soon(one)
     if errors:
         raise errors[0]
 
 
 async def _list_existing(client: EnsClient) -> dict[str, str]:
-    """ImageName -> ImageId of every image the account has that did not fail server-side."""
+    """ImageName -> ImageId of every image the account has that did not fail server-side (every
+    page paced by the lookup rate, a throttled page retried from where it stopped)."""
     existing: dict[str, str] = {}
     async for image in client.iter_all_images():
         if image.status not in SERVER_FAILED:

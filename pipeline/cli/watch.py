@@ -15,6 +15,7 @@ import structlog
 from pipeline.cli.target import F, Target, open_target, target_options
 from pipeline.config import load_config
 from pipeline.ens.client import EnsClient
+from pipeline.ens.listing import Paging
 from pipeline.ens.transport import open_exchange
 from pipeline.errors import ExitCode
 from pipeline.journal.lock import acquire_lock
@@ -46,8 +47,8 @@ async def wait_phase(journal_path: Path, target: Target, settings: RunSettings, 
             with anyio.move_on_after(seconds):
                 await stop.wait()
 
-        waiter = Waiter(EnsClient(http, target.endpoint, target.credentials), writer,
-                        pace=lookup.limiter.acquire, sleep=pause, stopping=stop.is_set,
+        client = EnsClient(http, target.endpoint, target.credentials, paging=Paging(pacer=lookup))
+        waiter = Waiter(client, writer, pace=lookup.acquire, sleep=pause, stopping=stop.is_set,
                         timeout=image_timeout, min_interval=min_interval,
                         max_interval=max(min_interval, 30.0))
         signals = anyio.CancelScope()

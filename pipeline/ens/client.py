@@ -12,12 +12,13 @@ from pipeline import __version__
 from pipeline.ens import signing
 from pipeline.ens.credentials import Credentials
 from pipeline.ens.endpoint import Endpoint
+from pipeline.ens.listing import Paging, pages
 from pipeline.ens.transport import Answer, Exchange
 from pipeline.errors import ApiError, BadResponse, Delivery
 
 USER_AGENT = f"ens-migrate/{__version__}"
 PAGE_SIZE = 50
-"""DescribeImages/DescribeSelfImages' largest page."""
+"""DescribeImages/DescribeSelfImages' largest page: what a listing asks for (a server may serve less)."""
 BODY_START = 200
 """How much of an unparseable body an error keeps."""
 
@@ -55,11 +56,12 @@ class ImagePage:
 class EnsClient:
     """Calls ENS image APIs; every attempt is signed afresh (new date and nonce).
 
-    Never retries: each failure is raised once as an ``EnsError`` whose ``delivery`` says whether
-    the request may have been processed; ``pipeline.ens.classify`` decides what happens next.
+    A single call never retries: each failure is raised once as an ``EnsError`` whose ``delivery``
+    says whether the request may have been processed; ``pipeline.ens.classify`` decides what
+    happens next. A listing (several read-only pages) is paced and resumed by ``paging``.
     """
 
-    __slots__ = ("_base", "_clock", "_credentials", "_host", "_nonce", "_user_agent", "_wire")
+    __slots__ = ("_base", "_clock", "_credentials", "_host", "_nonce", "_user_agent", "_wire", "paging")
 
     def __init__(
         self,
@@ -70,8 +72,12 @@ class EnsClient:
         clock: Callable[[], float] = time.time,
         nonce: Callable[[], str] = signing.new_nonce,
         user_agent: str = USER_AGENT,
+        paging: Paging | None = None,
     ) -> None:
         self._wire = exchange
+        self.paging = paging or Paging()
+        """Pacing and retries of every page of ``find_images_by_name``, ``find_image`` and
+        ``iter_all_images`` (the run's lookup rate)."""
         self._base = endpoint.url + "/"
         self._host = endpoint.netloc
         self._credentials = credentials
@@ -111,21 +117,31 @@ class EnsClient:
 
     async def find_images_by_name(self, name: str) -> list[Image]:
         """Every self image named exactly ``name`` (the API's name filter is fuzzy)."""
-        return [image async for image in self._pages(name) if image.image_name == name]
+        return [image async for image in self._pages(name, None) if image.image_name == name]
+
+    async def find_image(self, image_id: str) -> Image | None:
+        """The self image with exactly this ImageId, or None (the API's id filter is fuzzy)."""
+        async for image in self._pages(None, image_id):
+            if image.image_id == image_id:
+                return image
+        return None
 
     def iter_all_images(self) -> AsyncIterator[Image]:
-        """Every self image of the account, page by page."""
-        return self._pages(None)
+        """Every self image of the account, page by page (each page paced)."""
+        return self._pages(None, None)
 
-    async def _pages(self, name: str | None) -> AsyncIterator[Image]:
-        number = 1
-        while True:
-            page = await self.describe_self_images(image_name=name, page_number=number)
+    async def _pages(self, name: str | None, image_id: str | None) -> AsyncIterator[Image]:
+        async def fetch(number: int, size: int) -> ImagePage:
+            return await self.describe_self_images(image_name=name, image_id=image_id,
+                                                   page_number=number, page_size=size)
+
+        seen: set[str] = set()
+        async for page in pages(fetch, self.paging, page_size=PAGE_SIZE):
             for image in page.images:
-                yield image
-            if not page.images or number * PAGE_SIZE >= page.total_count:
-                return
-            number += 1
+                # A listing that shifts while it is paged (a new image) repeats an image.
+                if image.image_id not in seen:
+                    seen.add(image.image_id)
+                    yield image
 
     async def _page(
         self, action: str, name: str | None, image_id: str | None, number: int, size: int

@@ -51,6 +51,10 @@ class JobLedger:
     via: str | None = None
     run: int = 0
     """``Ledger.runs`` when this key's last record was folded: the run that last wrote it."""
+    deleting: str | None = None
+    """An ImageId whose DeleteImage was sent (``job.delete``) with no outcome recorded yet."""
+    deleted_ids: tuple[str, ...] = ()
+    """Every ImageId recorded deleted (``job.deleted``) for this key."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +160,10 @@ def _apply_job(job: JobLedger, event: str, rec: Mapping[str, Any], keep_params: 
         job.fingerprint = rec.get("fp")
         job.code = "InvalidRow"
         job.message = "; ".join(f"{p['field']}: {p['message']}" for p in rec.get("problems", ()))
+    elif event == r.JOB_DELETE:
+        job.deleting = rec.get("image_id")
+    elif event in (r.JOB_DELETED, r.JOB_DELETE_FAILED):
+        _delete_outcome(job, event, rec)
     elif event == r.JOB_STATUS:
         job.image_status = rec.get("status")
         if rec.get("seconds") is not None:
@@ -164,6 +172,24 @@ def _apply_job(job: JobLedger, event: str, rec: Mapping[str, Any], keep_params: 
             job.state = JobState.FAILED
             job.code = f"Image.{rec.get('status')}"
             job.message = f"image {job.image_id} ended {rec.get('status')} on the server"
+
+
+def _delete_outcome(job: JobLedger, event: str, rec: Mapping[str, Any]) -> None:
+    image_id = rec.get("image_id")
+    if job.deleting == image_id:
+        job.deleting = None
+    if event != r.JOB_DELETED or not isinstance(image_id, str):
+        return
+    if image_id not in job.deleted_ids:
+        job.deleted_ids = (*job.deleted_ids, image_id)
+    if job.image_id == image_id:
+        # The job's own image is gone: nothing stands for it now, so it may be sent again (a
+        # failed image replaced, or an imported one re-imported on purpose). An orphan's
+        # deletion leaves the job as it was.
+        job.image_id = None
+        job.image_status = "Deleted"
+        if job.state is JobState.IMPORTED:
+            job.state = JobState.PENDING
 
 
 def _adopt(job: JobLedger, image_id: str) -> None:

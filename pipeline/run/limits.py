@@ -251,13 +251,51 @@ class RateGate:
         self._pacer = self._make_pacer(rate)
 
 
-@dataclass(frozen=True, slots=True)
 class Lookup:
-    """Paces the lookups (DescribeSelfImages) used for reconciling; a separate API quota."""
+    """The lookup budget (DescribeSelfImages/DescribeImages, a quota of their own): every page of
+    every listing of a run takes a grant here.
 
-    limiter: AsyncLimiter
+    The promise is the cap: at most ``floor(rate)`` grants in any window of ``1 + guard`` seconds
+    (a rate below 1/s: one grant per ``1/rate + guard`` seconds). A burst up to the cap is allowed
+    (the run's probe opens its connections side by side); ``guard`` absorbs the jitter between a
+    grant and its arrival at the server. A throttled page holds every lookup (``backoff``).
+    """
+
+    def __init__(self, rate: float, *, guard: float = 0.05, clock: Clock = time.monotonic,
+                 sleep: Sleep = anyio.sleep) -> None:
+        if rate <= 0:
+            raise ValueError("lookup rate must be positive")
+        self.rate = rate
+        limit = max(1, math.floor(rate + 1e-9))
+        self._window = SlidingWindow(limit, max(1.0, limit / rate) + guard)
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = anyio.Lock()
+        self._paused_until = 0.0
+        self.grants = 0
 
     @classmethod
     def per_second(cls, rate: float) -> Lookup:
         """A lookup pacer at ``rate`` calls per second."""
-        return cls(AsyncLimiter(1, 1.0 / rate))
+        return cls(rate)
+
+    @property
+    def limiter(self) -> Lookup:
+        """Itself (callers written for an ``aiolimiter.AsyncLimiter`` call ``limiter.acquire()``)."""
+        return self
+
+    async def acquire(self) -> None:
+        """Wait until one more lookup fits the cap (and any throttle pause is over)."""
+        async with self._lock:
+            while True:
+                now = self._clock()
+                wait = max(self._window.wait_time(now), self._paused_until - now)
+                if wait <= 0:
+                    break
+                await self._sleep(wait)
+            self._window.record(self._clock())
+            self.grants += 1
+
+    def backoff(self, seconds: float) -> None:
+        """Hold every lookup for ``seconds`` from now (the server throttled one)."""
+        self._paused_until = max(self._paused_until, self._clock() + seconds)

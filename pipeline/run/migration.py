@@ -19,6 +19,7 @@ from pipeline.joblist.job import Job
 from pipeline.joblist.validate import InvalidRow, Validated
 from pipeline.journal import records as r
 from pipeline.journal.ledger import JobLedger, JobState, Ledger
+from pipeline.run.delete import Deleter
 from pipeline.run.plan import Action, PlanOptions, plan_rows
 from pipeline.run.stats import RunStats, StopReason, exit_code
 from pipeline.run.worker import WorkerContext, process
@@ -197,17 +198,14 @@ class Migration:
 
     async def _delete_failed_image(self, job: Job, image_id: str) -> bool:
         ctx = self.ctx
-        try:
-            await ctx.lookup.limiter.acquire()
-            await ctx.api.delete_image(image_id)
-        except EnsError as exc:
+        deleter = Deleter(ctx.api, ctx.journal, pace=ctx.lookup.acquire, sleep=ctx.sleep)
+        result = await deleter.delete(job.name, image_id, reason="replace-failed-image")
+        if not result.outcome.done:
             log.warning("ens_migrate.job.delete_failed",
                         message="could not delete the failed image; the job stays failed", job=job.name,
-                        image_id=image_id, error=str(exc))
+                        image_id=image_id, code=result.code, error=result.message)
             ctx.stats.skipped_failed += 1
             return False
-        await ctx.journal.append(r.JOB_STATUS, job.name, {"image_id": image_id, "status": "Deleted",
-                                                          "failed": False})
         log.info("ens_migrate.job.deleted_failed_image",
                  message="deleted the failed image before importing again", job=job.name, image_id=image_id)
         return True

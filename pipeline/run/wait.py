@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+import anyio
 import structlog
 
 from pipeline.ens.classify import Disposition, classify, is_systemic
@@ -24,6 +25,8 @@ WAIT_TIMEOUT = "WaitTimeout"
 """Recorded when an image was still importing after the per-image timeout (not a failure)."""
 PER_IMAGE_LOOKUP = 10
 """At or below this many images left, look each one up by ImageId instead of paging them all."""
+PAGE_SIZE = 50
+"""Images per listing page, for comparing the cost of a listing with lookups by id."""
 
 
 class StatusImage(Protocol):
@@ -35,19 +38,12 @@ class StatusImage(Protocol):
     def status(self) -> str | None: ...
 
 
-class StatusPage(Protocol):
-    """One DescribeSelfImages page."""
-
-    @property
-    def images(self) -> tuple[StatusImage, ...]: ...
-
-
 class StatusApi(Protocol):
-    """The calls the waiter needs (``pipeline.ens.client.EnsClient`` has them)."""
+    """The calls the waiter needs (``pipeline.ens.client.EnsClient`` has them): listings whose
+    every page is paced by the lookup rate and resumed where a throttled page stopped."""
 
     def iter_all_images(self) -> AsyncIterator[StatusImage]: ...
-    async def describe_self_images(self, image_name: str | None = None, image_id: str | None = None,
-                                   page_number: int = 1, page_size: int = 50) -> StatusPage: ...
+    async def find_image(self, image_id: str) -> StatusImage | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,14 +91,17 @@ class Waiter:
 
     api: StatusApi
     journal: JournalWriter
-    pace: Callable[[], Awaitable[None]]
-    """Waits for a lookup slot (the run's lookup rate budget)."""
-    sleep: Callable[[float], Awaitable[None]]
-    stopping: Callable[[], bool]
+    pace: Callable[[], Awaitable[None]] | None = None
+    """Unused: the client paces every page (kept for callers that pass it)."""
+    sleep: Callable[[float], Awaitable[None]] = anyio.sleep
+    stopping: Callable[[], bool] = lambda: False
     timeout: float = 7200.0
     min_interval: float = 3.0
     max_interval: float = 30.0
     wall: Callable[[], float] = time.time
+    account_images: int | None = None
+    """Images the account held at the last full listing: when polling the pending images one by
+    one costs fewer calls than listing them all, that is what a poll does."""
 
     async def wait(self, pending: list[Pending]) -> WaitResult:
         """Poll politely (the interval grows from ``min_interval`` to ``max_interval``)."""
@@ -141,19 +140,28 @@ class Waiter:
     async def _poll(self, ids: set[str]) -> dict[str, str | None]:
         statuses: dict[str, str | None] = {}
         try:
-            if len(ids) <= PER_IMAGE_LOOKUP:
+            if len(ids) <= max(PER_IMAGE_LOOKUP, self._listing_calls()):
                 for image_id in ids:
-                    await self.pace()
-                    page = await self.api.describe_self_images(image_id=image_id)
-                    statuses.update((i.image_id, i.status) for i in page.images if i.image_id == image_id)
+                    if self.stopping():
+                        break
+                    image = await self.api.find_image(image_id)
+                    statuses[image_id] = image.status if image is not None else None
             else:
-                await self.pace()
+                count = 0
                 async for image in self.api.iter_all_images():
+                    count += 1
                     if image.image_id in ids:
                         statuses[image.image_id] = image.status
+                self.account_images = count
         except EnsError as exc:
             if classify(exc) is Disposition.PERMANENT and is_systemic(exc.code):
                 raise
             log.warning("ens_migrate.wait.poll_failed",
                         message="status poll failed; trying again next round", code=exc.code, error=str(exc))
         return statuses
+
+    def _listing_calls(self) -> int:
+        """Calls one full listing of the account takes (0 before the first one)."""
+        if self.account_images is None:
+            return 0
+        return -(-self.account_images // PAGE_SIZE)

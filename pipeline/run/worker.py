@@ -18,6 +18,7 @@ from pipeline.joblist.job import Job
 from pipeline.journal import records as r
 from pipeline.journal.writer import JournalWriter
 from pipeline.run.breaker import CircuitBreaker
+from pipeline.run.delete import ListedImage
 from pipeline.run.limits import Clock, Lookup, RateGate, Sleep
 from pipeline.run.retry import RetryBudget, RetryPolicy
 from pipeline.run.stats import RunStats, StopReason
@@ -45,10 +46,12 @@ class FoundImage(Protocol):
 
 
 class ImageApi(Protocol):
-    """The calls a run needs (``pipeline.ens.client.EnsClient`` has them)."""
+    """The calls a run needs (``pipeline.ens.client.EnsClient`` has them; its lookups pace every
+    page with the run's ``Lookup``)."""
 
     async def import_image(self, params: Mapping[str, str]) -> Imported: ...
     async def find_images_by_name(self, name: str) -> Sequence[FoundImage]: ...
+    async def find_image(self, image_id: str) -> ListedImage | None: ...
     async def delete_image(self, image_id: str) -> str: ...
 
 
@@ -255,7 +258,7 @@ async def _reconcile(ctx: WorkerContext, job: Job, known_ids: tuple[str, ...], *
                      fingerprint: str | None = None) -> str | None:
     """Look the name up: the adopted ImageId, "" when provably absent, None when we cannot tell."""
     for attempt in range(ctx.lookup_attempts):
-        await ctx.lookup.limiter.acquire()
+        # Every page of the lookup is paced (and a failed page retried) by the client's paging.
         ctx.stats.lookups += 1
         try:
             async with _slot(ctx.slots):

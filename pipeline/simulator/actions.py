@@ -44,6 +44,8 @@ def _describe(state: SimulatorState, params: Mapping[str, str], request_id: str,
     if isinstance(size, str):
         bad = invalid("PageSize", size)
         return error_reply(400, bad.code, bad.message, request_id=request_id, host=host)
+    # A server may serve fewer than asked; it says so in PageSize, and pages are cut at that size.
+    size = min(size, state.config.max_page_size)
     name = params.get("ImageName", "")
     image_id = params.get("ImageId", "")
     matches = [
@@ -103,4 +105,4 @@ READ_ACTIONS: Mapping[str, Action] = {
     "DescribeSelfImages": describe_self_images,
     "DeleteImage": delete_image,
 }
-"""Every action besides ImportImage; no faults apply to them."""
+"""Every action besides ImportImage (their quota and faults are applied before, in ``app``)."""

@@ -23,6 +23,7 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 ACTIONS = frozenset({"ImportImage", *READ_ACTIONS})
+DESCRIBE_ACTIONS = frozenset({"DescribeImages", "DescribeSelfImages"})
 MAX_BODY = 1 << 20
 DROPPED = "dropped"
 
@@ -114,6 +115,8 @@ class SimulatorApp:
         state = self.state
         stats = state.stats
         stats.started(importing=importing, now=state.monotonic())
+        if action in DESCRIBE_ACTIONS:
+            stats.describe_arrived(state.monotonic())
         try:
             reply = await self._handle(scope, headers, body, wire, importing)
             stats.outcome(label, reply.outcome)
@@ -143,7 +146,37 @@ class SimulatorApp:
         params = wire.params
         if importing:
             return await self._import(params, request_id, host)
+        if action in DESCRIBE_ACTIONS:
+            refused = self._describe_gate(action, request_id, host)
+            if refused is not None:
+                return refused
+        elif action == "DeleteImage":
+            fault = state.delete_faults.draw()
+            if fault is not None:
+                state.stats.faults[f"delete_{fault}"] += 1
+                if fault != "drop_after":
+                    return _fault_reply(fault, request_id, host)
+                reply = READ_ACTIONS[action](state, params, request_id, host)
+                # Deleted (or refused) as asked, but the answer never reaches the client.
+                return Reply(0, b"", DROPPED) if reply.status == 200 else reply
         return READ_ACTIONS[action](state, params, request_id, host)
+
+    def _describe_gate(self, action: str, request_id: str, host: str | None) -> Reply | None:
+        """Quota and faults of a Describe call: a reply that refuses it, or None to serve it."""
+        state = self.state
+        fault = state.describe_faults.draw()
+        if fault == "throttle" or not state.describe_limiters[action].try_acquire(state.monotonic()):
+            if fault == "throttle":
+                state.stats.faults["describe_throttle"] += 1
+            state.stats.describe_throttled += 1
+            extra = () if state.config.retry_after_ms is None else (
+                (b"x-acs-retry-after", str(state.config.retry_after_ms).encode()),)
+            return error_reply(400, "Throttling.User", "Request was denied due to user flow control.",
+                               request_id=request_id, host=host, headers=extra)
+        if fault is not None:
+            state.stats.faults[f"describe_{fault}"] += 1
+            return _fault_reply(fault, request_id, host)
+        return None
 
     async def _import(self, params: dict[str, str], request_id: str, host: str | None) -> Reply:
         state = self.state
@@ -187,6 +220,15 @@ class SimulatorApp:
             name = dict(parse_qsl(scope["query_string"].decode("utf-8", "replace"))).get("ImageName")
             images = state.images_snapshot(name)
             return json_reply({"TotalCount": len(images), "Images": images})
+        if route == ("POST", "/_sim/images"):
+            # An image made behind the tool's back (another process, the console): what an audit
+            # must notice. Query: ImageName (required), any other ImportImage parameter.
+            params = dict(parse_qsl(scope["query_string"].decode("utf-8", "replace")))
+            if not params.get("ImageName"):
+                return error_reply(400, "MissingParameter", "ImageName is mandatory for this action.",
+                                   request_id=request_id, host=None)
+            image = state.create_image(params, request_id, count=False)
+            return json_reply({"ImageId": image.image_id, "RequestId": request_id})
         if route == ("POST", "/_sim/reset"):
             state.reset()
             return json_reply({"Reset": True})

@@ -10,7 +10,15 @@ from pathlib import Path
 import click
 
 from pipeline.errors import ConfigError
-from pipeline.simulator.config import SimulatorConfig, key_pair_from_env, parse_fault, parse_latency
+from pipeline.simulator.config import (
+    DELETE_FAULTS,
+    DESCRIBE_FAULTS,
+    MAX_PAGE_SIZE,
+    SimulatorConfig,
+    key_pair_from_env,
+    parse_fault,
+    parse_latency,
+)
 from pipeline.simulator.server import serve_simulator
 
 
@@ -41,10 +49,24 @@ from pipeline.simulator.server import serve_simulator
               help="Send x-acs-retry-after (milliseconds) with Throttling.User.")
 @click.option("--clock-offset", type=float, default=0.0, show_default=True,
               help="Seconds to skew the server clock by (tests InvalidTimeStamp.Expired).")
+@click.option("--describe-quota", type=click.IntRange(min=0), default=0, show_default=True,
+              help="DescribeImages / DescribeSelfImages calls per second each (Throttling.User "
+                   "beyond); 0 = unlimited.")
+@click.option("--max-page-size", type=click.IntRange(1, MAX_PAGE_SIZE), default=MAX_PAGE_SIZE,
+              show_default=True,
+              help="Images per Describe page at most, whatever PageSize asks (answers PageSize so).")
+@click.option("--describe-fault", "describe_faults", multiple=True, metavar="NAME=P",
+              help="Inject a fault into Describe calls with probability P (repeatable): "
+                   + ", ".join(DESCRIBE_FAULTS) + ".")
+@click.option("--delete-fault", "delete_faults", multiple=True, metavar="NAME=P",
+              help="Inject a fault into DeleteImage with probability P (repeatable): "
+                   + ", ".join(DELETE_FAULTS) + " (deleted, then the answer is lost).")
 def simulator(
     host: str, port: int, quota: int, burst: int | None, latency: str, faults: tuple[str, ...],
     slow_seconds: float, seed: int | None, state_file: Path | None, available_after: float,
     fail_fraction: float, deny_all: bool, retry_after_ms: int | None, clock_offset: float,
+    describe_quota: int, max_page_size: int, describe_faults: tuple[str, ...],
+    delete_faults: tuple[str, ...],
 ) -> None:
     """Serve a fake ENS endpoint (ImportImage, DescribeImages, DescribeSelfImages, DeleteImage).
 
@@ -60,7 +82,10 @@ def simulator(
             available_after=available_after, fail_fraction=fail_fraction, deny_all=deny_all,
             retry_after_ms=retry_after_ms, clock_offset=clock_offset, state_file=state_file,
             access_key_id=keys.access_key_id, access_key_secret=keys.access_key_secret,
-            security_token=keys.security_token,
+            security_token=keys.security_token, describe_quota=describe_quota,
+            max_page_size=max_page_size,
+            describe_faults=dict(parse_fault(f, DESCRIBE_FAULTS) for f in describe_faults),
+            delete_faults=dict(parse_fault(f, DELETE_FAULTS) for f in delete_faults),
         )
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None

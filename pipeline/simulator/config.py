@@ -22,6 +22,12 @@ ENV_SECURITY_TOKEN = "ALIBABA_CLOUD_SECURITY_TOKEN"
 
 FAULTS: tuple[str, ...] = ("error500", "error503", "drop_before", "drop_after", "slow_after", "garbage")
 """Fault names, each injected into ImportImage with its own probability (one draw per request)."""
+DESCRIBE_FAULTS: tuple[str, ...] = ("error500", "error503", "drop_before", "throttle")
+"""Faults of DescribeImages/DescribeSelfImages (one draw per call; ``throttle`` answers
+``Throttling.User`` whatever the quota)."""
+DELETE_FAULTS: tuple[str, ...] = ("error503", "drop_before", "drop_after")
+"""Faults of DeleteImage; ``drop_after`` deletes the image, then drops the connection (a lost answer)."""
+MAX_PAGE_SIZE = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +89,14 @@ class SimulatorConfig:
     """Nonce memory bound; nonces are also pruned 30 minutes after use (twice the date window)."""
     persist_interval: float = 0.5
     """Debounce for ``state_file`` writes, in seconds."""
+    describe_quota: int = 0
+    """DescribeImages and DescribeSelfImages calls per second (each its own window); 0 = unlimited."""
+    max_page_size: int = MAX_PAGE_SIZE
+    """Images a Describe page holds at most, whatever PageSize asks (the answer's PageSize says so)."""
+    describe_faults: Mapping[str, float] = field(default_factory=dict)
+    """DESCRIBE_FAULTS name to probability."""
+    delete_faults: Mapping[str, float] = field(default_factory=dict)
+    """DELETE_FAULTS name to probability."""
 
     def __post_init__(self) -> None:
         faults = MappingProxyType(dict(self.faults))
@@ -97,6 +111,15 @@ class SimulatorConfig:
             _check_fraction(f"fault {name}", p)
         if math.fsum(faults.values()) > 1.0 + 1e-9:
             raise ConfigError(f"fault probabilities add up to {math.fsum(faults.values()):g}; at most 1")
+        for label, names, table in (("describe", DESCRIBE_FAULTS, "describe_faults"),
+                                    ("delete", DELETE_FAULTS, "delete_faults")):
+            chosen = MappingProxyType(dict(getattr(self, table)))
+            object.__setattr__(self, table, chosen)
+            _check_faults(label, chosen, names)
+        if self.describe_quota < 0:
+            raise ConfigError(f"describe_quota {self.describe_quota} must be >= 0 (0 = unlimited)")
+        if not 1 <= self.max_page_size <= MAX_PAGE_SIZE:
+            raise ConfigError(f"max_page_size {self.max_page_size} must be between 1 and {MAX_PAGE_SIZE}")
         _check_fraction("fail_fraction", self.fail_fraction)
         low, high = self.latency
         if not 0.0 <= low <= high:
@@ -123,6 +146,16 @@ class SimulatorConfig:
         return self.faults.get(name, 0.0)
 
 
+def _check_faults(label: str, faults: Mapping[str, float], names: tuple[str, ...]) -> None:
+    unknown = sorted(set(faults) - set(names))
+    if unknown:
+        raise ConfigError(f"unknown simulator {label} fault {unknown[0]!r}: choose from {', '.join(names)}")
+    for name, p in faults.items():
+        _check_fraction(f"{label} fault {name}", p)
+    if math.fsum(faults.values()) > 1.0 + 1e-9:
+        raise ConfigError(f"{label} fault probabilities add up to {math.fsum(faults.values()):g}; at most 1")
+
+
 def _check_fraction(label: str, value: float) -> None:
     if not 0.0 <= value <= 1.0:
         raise ConfigError(f"{label} probability {value!r} must be between 0 and 1")
@@ -138,12 +171,12 @@ def parse_latency(text: str) -> tuple[float, float]:
     return values
 
 
-def parse_fault(text: str) -> tuple[str, float]:
-    """``"error500=0.1"`` to ``("error500", 0.1)``."""
+def parse_fault(text: str, names: tuple[str, ...] = FAULTS) -> tuple[str, float]:
+    """``"error500=0.1"`` to ``("error500", 0.1)``; NAME one of ``names``."""
     name, sep, prob = text.partition("=")
     name = name.strip()
-    if not sep or name not in FAULTS:
-        raise ConfigError(f"fault {text!r} must be NAME=P with NAME one of {', '.join(FAULTS)}")
+    if not sep or name not in names:
+        raise ConfigError(f"fault {text!r} must be NAME=P with NAME one of {', '.join(names)}")
     try:
         return name, float(prob)
     except ValueError:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import anyio
@@ -68,6 +68,31 @@ class FaultPlan:
         if self._fail_fraction and self._rng.random() < self._fail_fraction:
             return self._rng.choice(("Pack_failed", "Upload_failed"))
         return "Available"
+
+
+class ActionFaults:
+    """Seeded faults of one other action (Describe*, DeleteImage), with an RNG of its own so they
+    do not change ImportImage's draws for a seed."""
+
+    def __init__(self, faults: Mapping[str, float], seed: int, order: tuple[str, ...]) -> None:
+        self._rng = random.Random(seed)
+        self._cumulative: list[tuple[float, str]] = []
+        total = 0.0
+        for name in order:
+            p = faults.get(name, 0.0)
+            if p > 0:
+                total += p
+                self._cumulative.append((total, name))
+
+    def draw(self) -> str | None:
+        """The fault for the next call, or None."""
+        if not self._cumulative:
+            return None
+        x = self._rng.random()
+        for bound, name in self._cumulative:
+            if x < bound:
+                return name
+        return None
 
 
 ConnectionFinder = Callable[[dict[str, Any]], Any]

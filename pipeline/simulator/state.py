@@ -9,8 +9,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from pipeline.simulator.auth import Verifier
-from pipeline.simulator.config import SimulatorConfig
-from pipeline.simulator.faults import FaultPlan
+from pipeline.simulator.config import DELETE_FAULTS, DESCRIBE_FAULTS, SimulatorConfig
+from pipeline.simulator.faults import ActionFaults, FaultPlan
 from pipeline.simulator.images import Image, ImageStore, iso, new_image_id
 from pipeline.simulator.persist import Persister, load_into
 from pipeline.simulator.quota import Limiter, make_limiter
@@ -45,6 +45,9 @@ class SimulatorState:
         )
         self.limiter: Limiter = make_limiter(config.quota, config.burst)
         self.faults = FaultPlan(config, self.seed)
+        self.describe_faults = ActionFaults(config.describe_faults, self.seed + 1, DESCRIBE_FAULTS)
+        self.delete_faults = ActionFaults(config.delete_faults, self.seed + 2, DELETE_FAULTS)
+        self.describe_limiters = self._describe_limiters()
         self.images = ImageStore()
         self.stats = Stats()
         self.started_at = wall()
@@ -53,8 +56,8 @@ class SimulatorState:
             load_into(self.images, config.state_file)
             self.persister = Persister(self.images, config.state_file, config.persist_interval)
 
-    def create_image(self, params: Mapping[str, str], request_id: str) -> Image:
-        """Record an accepted ImportImage; its status starts ``Creating``."""
+    def create_image(self, params: Mapping[str, str], request_id: str, *, count: bool = True) -> Image:
+        """Record an accepted ImportImage (``count``: in the ImportImage stats); it starts ``Creating``."""
         now = self.wall()
         image_id = new_image_id()
         while self.images.get(image_id) is not None:
@@ -65,7 +68,8 @@ class SimulatorState:
             final_status=self.faults.final_status(), request_id=request_id,
         )
         self.images.add(image)
-        self.stats.accepted(image.name, self.monotonic())
+        if count:
+            self.stats.accepted(image.name, self.monotonic())
         return image
 
     def reset(self) -> None:
@@ -73,6 +77,11 @@ class SimulatorState:
         self.images.clear()
         self.stats = Stats()
         self.limiter = make_limiter(self.config.quota, self.config.burst)
+        self.describe_limiters = self._describe_limiters()
+
+    def _describe_limiters(self) -> dict[str, Limiter]:
+        return {action: make_limiter(self.config.describe_quota, None)
+                for action in ("DescribeImages", "DescribeSelfImages")}
 
     def stats_snapshot(self) -> dict[str, Any]:
         """The JSON of ``/_sim/stats``."""
@@ -82,6 +91,7 @@ class SimulatorState:
             "seed": self.seed,
             "started_at": iso(self.started_at),
             "quota": self.config.quota,
+            "describe_quota": self.config.describe_quota,
             "nonces_remembered": len(self.verifier.nonces),
         })
         return snapshot

@@ -24,6 +24,9 @@ class Stats:
         self.in_flight_peak = 0
         self.import_in_flight = 0
         self.import_in_flight_peak = 0
+        self.describe_arrivals = SlidingPeak()
+        """DescribeImages and DescribeSelfImages calls together (a client's lookup rate)."""
+        self.describe_throttled = 0
 
     def started(self, *, importing: bool, now: float) -> None:
         """A request arrived (``now``: monotonic seconds)."""
@@ -33,6 +36,10 @@ class Stats:
             self.import_arrivals.hit(now)
             self.import_in_flight += 1
             self.import_in_flight_peak = max(self.import_in_flight_peak, self.import_in_flight)
+
+    def describe_arrived(self, now: float) -> None:
+        """A DescribeImages/DescribeSelfImages call arrived."""
+        self.describe_arrivals.hit(now)
 
     def finished(self, *, importing: bool) -> None:
         """A request left (answered, dropped or failed)."""
@@ -64,4 +71,6 @@ class Stats:
             "in_flight": self.in_flight,
             "in_flight_peak": self.in_flight_peak,
             "import_in_flight_peak": self.import_in_flight_peak,
+            "describe_arrivals_peak_1s": self.describe_arrivals.peak,
+            "describe_throttled": self.describe_throttled,
         }
