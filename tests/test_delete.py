@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from pipeline.ens.client import EnsClient, make_http_client
+from pipeline.ens.client import EnsClient
 from pipeline.ens.credentials import Credentials
 from pipeline.ens.endpoint import resolve_endpoint
+from pipeline.ens.transport import open_exchange
 from pipeline.journal import records as r
 from pipeline.journal.writer import JournalWriter
 from pipeline.run.delete import DeleteOutcome, Deleter
@@ -36,7 +37,7 @@ async def delete_once(config: SimulatorConfig, journal: Path, *,
     (result, the simulator's images after, the image id)."""
     async with serve_simulator(config) as sim:
         endpoint = resolve_endpoint(endpoint=sim.url)
-        async with make_http_client(endpoint, concurrency=2, connect_timeout=2, read_timeout=5) as http:
+        async with open_exchange(endpoint, concurrency=2, connect_timeout=2, read_timeout=5) as http:
             client = EnsClient(http, endpoint, CREDS)
             image_id = (await client.import_image(VALID)).image_id
             if not exists:
