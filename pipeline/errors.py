@@ -12,7 +12,8 @@
     └── EnsError                             a call to ENS did not succeed
         ├── ApiError                         ENS answered with an error body (Code, Message, ...)
         ├── BadResponse                      an answer we cannot parse (HTML from a proxy, ...)
-        └── TransportError                   no answer; ``delivery`` says if it may have arrived
+        ├── TransportError                   no answer; ``delivery`` says if it may have arrived
+        └── CredentialsExpired           3   the credentials ran out and none fresh can be had
 
 httpx exceptions are translated into ``TransportError`` in one place (``client.py``).
 """
@@ -195,3 +196,12 @@ class TransportError(EnsError):
         self.delivery = delivery
         self.code = "Transport.NotSent" if delivery is Delivery.NOT_SENT else "Transport.MaybeSent"
         super().__init__(detail)
+
+
+class CredentialsExpired(EnsError):
+    """The credentials expired (or ENS called them stale) and no fresh ones can be had: the run
+    stops resumably, the request was not processed (refused at the gateway or never sent)."""
+
+    exit_code = ExitCode.STOPPED
+    code = "Credentials.Expired"
+    delivery = Delivery.NOT_SENT

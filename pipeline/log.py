@@ -16,17 +16,30 @@ import structlog
 
 REDACTED = "***"
 
+_SECRETS: set[str] = set()
+"""Every secret this process has held (keys, tokens, renewed ones too): scrubbed from each event."""
 
-def _scrubber(secrets: tuple[str, ...]) -> structlog.types.Processor:
-    def scrub(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+
+def register_secrets(*values: str | None) -> None:
+    """Scrub these from every later log event (credential sources call it for each new secret)."""
+    _SECRETS.update(v for v in values if v and len(v) >= 4)
+
+
+def scrub_text(text: str) -> str:
+    """``text`` with every registered secret replaced by ``***`` (for messages we print)."""
+    for secret in _SECRETS:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def _scrub(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    secrets = _SECRETS
+    if secrets:
         for key, value in event.items():
             if isinstance(value, str) and any(s in value for s in secrets):
-                for s in secrets:
-                    value = value.replace(s, REDACTED)
-                event[key] = value
-        return event
-
-    return scrub
+                event[key] = scrub_text(value)
+    return event
 
 
 def _sentence_first(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -40,13 +53,12 @@ def _sentence_first(_: Any, __: str, event: MutableMapping[str, Any]) -> Mutable
 def configure_logging(*, fmt: str = "console", quiet: bool = False,
                       secrets: Iterable[str | None] = ()) -> None:
     """Configure structlog once per process (the only module-level state we keep)."""
-    keep = tuple(s for s in secrets if s and len(s) >= 4)
+    register_secrets(*secrets)
     processors: list[structlog.types.Processor] = [
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
-    if keep:
-        processors.append(_scrubber(keep))
+    processors.append(_scrub)
     if fmt == "json":
         processors += [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
     else:

@@ -9,11 +9,17 @@ import pytest
 
 from pipeline.ens.credentials import Credentials, resolve_credentials
 from pipeline.errors import CredentialsError
+from tests.loopback import LOOPBACK_GUARD
 
 SECRET = "SuperSecretValue0123456789"
 TOKEN = "StsTokenValueXYZ"
 KEY_ID = "LTAI5tAbCdEfGh1234"
 ENV = {"ALIBABA_CLOUD_ACCESS_KEY_ID": KEY_ID, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": SECRET}
+
+
+def resolve(env: dict[str, str], home: Path) -> Credentials:
+    """The chain with the loopback guard (no metadata service, STS on a dead loopback port)."""
+    return resolve_credentials({**LOOPBACK_GUARD, **env}, home)
 
 
 def write_cli_config(home: Path, profiles: list[dict[str, str]], current: str = "default") -> Path:
@@ -35,14 +41,14 @@ def ak_profile(name: str, key_id: str = KEY_ID, secret: str = SECRET) -> dict[st
 
 def test_environment_pair(tmp_path: Path) -> None:
     """ALIBABA_CLOUD_ACCESS_KEY_ID and _SECRET give static credentials."""
-    creds = resolve_credentials(ENV, tmp_path)
+    creds = resolve(ENV, tmp_path)
     assert (creds.access_key_id, creds.access_key_secret, creds.security_token) == (KEY_ID, SECRET, None)
     assert creds.source == "environment"
 
 
 def test_environment_security_token(tmp_path: Path) -> None:
     """ALIBABA_CLOUD_SECURITY_TOKEN joins the environment pair as an STS token."""
-    creds = resolve_credentials({**ENV, "ALIBABA_CLOUD_SECURITY_TOKEN": TOKEN}, tmp_path)
+    creds = resolve({**ENV, "ALIBABA_CLOUD_SECURITY_TOKEN": TOKEN}, tmp_path)
     assert creds.security_token == TOKEN
 
 
@@ -51,20 +57,20 @@ def test_environment_wins_over_files(tmp_path: Path) -> None:
     write_cli_config(tmp_path, [ak_profile("default", "LTAIfromCliFile99")])
     write_ini(tmp_path / ".alibabacloud" / "credentials.ini",
               "[default]\ntype = access_key\naccess_key_id = LTAIfromIniFile99\naccess_key_secret = x\n")
-    assert resolve_credentials(ENV, tmp_path).access_key_id == KEY_ID
+    assert resolve(ENV, tmp_path).access_key_id == KEY_ID
 
 
 def test_half_set_environment_falls_through(tmp_path: Path) -> None:
     """An id without a secret is not used; the chain goes on to the files."""
     write_cli_config(tmp_path, [ak_profile("default")])
-    creds = resolve_credentials({"ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAIonlyTheId000"}, tmp_path)
+    creds = resolve({"ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAIonlyTheId000"}, tmp_path)
     assert creds.access_key_id == KEY_ID
 
 
 def test_cli_profile_current(tmp_path: Path) -> None:
     """~/.aliyun/config.json's ``current`` profile in AK mode is used."""
     write_cli_config(tmp_path, [ak_profile("other", "LTAIotherProfile1"), ak_profile("default")])
-    creds = resolve_credentials({}, tmp_path)
+    creds = resolve({}, tmp_path)
     assert creds.access_key_id == KEY_ID
     assert "'default'" in creds.source
 
@@ -72,24 +78,24 @@ def test_cli_profile_current(tmp_path: Path) -> None:
 def test_cli_profile_switch(tmp_path: Path) -> None:
     """ALIBABA_CLOUD_PROFILE picks the CLI profile instead of ``current``."""
     write_cli_config(tmp_path, [ak_profile("default"), ak_profile("prod", "LTAIprodProfile12")])
-    creds = resolve_credentials({"ALIBABA_CLOUD_PROFILE": "prod"}, tmp_path)
+    creds = resolve({"ALIBABA_CLOUD_PROFILE": "prod"}, tmp_path)
     assert creds.access_key_id == "LTAIprodProfile12"
 
 
 def test_cli_profile_sts_token(tmp_path: Path) -> None:
     """A StsToken profile gives its sts_token as the security token."""
     write_cli_config(tmp_path, [{**ak_profile("default"), "mode": "StsToken", "sts_token": TOKEN}])
-    assert resolve_credentials({}, tmp_path).security_token == TOKEN
+    assert resolve({}, tmp_path).security_token == TOKEN
 
 
 def test_cli_profile_unsupported_mode(tmp_path: Path) -> None:
-    """A profile in another mode is a clear error naming the mode, not a silent fall-through."""
-    write_cli_config(tmp_path, [{"name": "default", "mode": "RamRoleArn", "access_key_id": KEY_ID,
-                                 "access_key_secret": SECRET, "ram_role_arn": "acs:ram::1:role/x"}])
+    """A profile in a mode we do not support is a clear error naming the mode, not a fall-through."""
+    write_cli_config(tmp_path, [{"name": "default", "mode": "CloudSSO", "access_key_id": KEY_ID,
+                                 "access_key_secret": SECRET}])
     write_ini(tmp_path / ".alibabacloud" / "credentials.ini",
               "[default]\ntype = access_key\naccess_key_id = LTAIfromIniFile99\naccess_key_secret = x\n")
-    with pytest.raises(CredentialsError, match="mode 'RamRoleArn' is not supported yet") as info:
-        resolve_credentials({}, tmp_path)
+    with pytest.raises(CredentialsError, match="mode 'CloudSSO' is not supported") as info:
+        resolve({}, tmp_path)
     assert info.value.exit_code == 2
     assert SECRET not in str(info.value)
 
@@ -99,7 +105,7 @@ def test_cli_profile_disabled(tmp_path: Path) -> None:
     write_cli_config(tmp_path, [ak_profile("default")])
     write_ini(tmp_path / ".alibabacloud" / "credentials.ini",
               "[default]\ntype = access_key\naccess_key_id = LTAIfromIniFile99\naccess_key_secret = x\n")
-    creds = resolve_credentials({"ALIBABA_CLOUD_CLI_PROFILE_DISABLED": "TRUE"}, tmp_path)
+    creds = resolve({"ALIBABA_CLOUD_CLI_PROFILE_DISABLED": "TRUE"}, tmp_path)
     assert creds.access_key_id == "LTAIfromIniFile99"
 
 
@@ -108,7 +114,7 @@ def test_ini_default_section_with_inline_comments(tmp_path: Path) -> None:
     write_ini(tmp_path / ".alibabacloud" / "credentials.ini",
               f"[default]\ntype = access_key  # static\naccess_key_id = {KEY_ID} # mine\n"
               f"access_key_secret = {SECRET}#comment\n")
-    creds = resolve_credentials({}, tmp_path)
+    creds = resolve({}, tmp_path)
     assert (creds.access_key_id, creds.access_key_secret) == (KEY_ID, SECRET)
 
 
@@ -117,7 +123,7 @@ def test_ini_file_and_section_from_environment(tmp_path: Path) -> None:
     path = write_ini(tmp_path / "elsewhere.ini",
                      "[default]\ntype = access_key\naccess_key_id = LTAIdefaultSect1\naccess_key_secret = a\n"
                      "[ci]\ntype = access_key\naccess_key_id = LTAIciSection1234\naccess_key_secret = b%c\n")
-    creds = resolve_credentials(
+    creds = resolve(
         {"ALIBABA_CLOUD_CREDENTIALS_FILE": str(path), "ALIBABA_CLOUD_PROFILE": "ci"}, tmp_path
     )
     assert (creds.access_key_id, creds.access_key_secret) == ("LTAIciSection1234", "b%c")
@@ -126,18 +132,18 @@ def test_ini_file_and_section_from_environment(tmp_path: Path) -> None:
 def test_ini_unsupported_type(tmp_path: Path) -> None:
     """An INI section of another type is a clear error naming the type."""
     write_ini(tmp_path / ".alibabacloud" / "credentials.ini",
-              "[default]\ntype = ecs_ram_role\nrole_name = r\n")
-    with pytest.raises(CredentialsError, match="type 'ecs_ram_role' is not supported yet"):
-        resolve_credentials({}, tmp_path)
+              "[default]\ntype = rsa_key_pair\npublic_key_id = r\n")
+    with pytest.raises(CredentialsError, match="type 'rsa_key_pair' is not supported"):
+        resolve({}, tmp_path)
 
 
 def test_nothing_found_lists_what_was_tried(tmp_path: Path) -> None:
     """With no source at all, the error says what was tried and how to fix it (exit 2)."""
     with pytest.raises(CredentialsError) as info:
-        resolve_credentials({}, tmp_path)
+        resolve({}, tmp_path)
     error = info.value
     assert error.exit_code == 2
-    assert len(error.tried) == 3
+    assert len(error.tried) == 6
     assert str(tmp_path / ".aliyun" / "config.json") in str(error)
     assert str(tmp_path / ".alibabacloud" / "credentials.ini") in str(error)
     assert "ALIBABA_CLOUD_ACCESS_KEY_ID" in str(error)
@@ -147,7 +153,7 @@ def test_missing_named_profile_is_reported(tmp_path: Path) -> None:
     """A profile name that the CLI file does not have is passed over and reported."""
     write_cli_config(tmp_path, [ak_profile("default")])
     with pytest.raises(CredentialsError, match="no profile named 'nope'"):
-        resolve_credentials({"ALIBABA_CLOUD_PROFILE": "nope"}, tmp_path)
+        resolve({"ALIBABA_CLOUD_PROFILE": "nope"}, tmp_path)
 
 
 def test_broken_cli_file_is_passed_over(tmp_path: Path) -> None:
@@ -155,16 +161,16 @@ def test_broken_cli_file_is_passed_over(tmp_path: Path) -> None:
     (tmp_path / ".aliyun").mkdir()
     (tmp_path / ".aliyun" / "config.json").write_text(f'{{"secret": "{SECRET}",', encoding="utf-8")
     with pytest.raises(CredentialsError, match="unreadable") as info:
-        resolve_credentials({}, tmp_path)
+        resolve({}, tmp_path)
     assert SECRET not in str(info.value)
 
 
 def test_oidc_environment_is_not_silently_skipped(tmp_path: Path) -> None:
-    """OIDC role variables (the SDK's second link) give a clear not-supported error."""
+    """OIDC role variables (the SDK's second link) are used: an unreadable token file is named."""
     env = {"ALIBABA_CLOUD_ROLE_ARN": "acs:ram::1:role/r", "ALIBABA_CLOUD_OIDC_PROVIDER_ARN": "p",
            "ALIBABA_CLOUD_OIDC_TOKEN_FILE": "/var/run/token"}
-    with pytest.raises(CredentialsError, match="OIDC"):
-        resolve_credentials(env, tmp_path)
+    with pytest.raises(CredentialsError, match="cannot read the OIDC token file /var/run/token"):
+        resolve(env, tmp_path)
 
 
 def test_repr_and_str_hide_the_secrets() -> None:

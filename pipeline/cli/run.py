@@ -99,8 +99,7 @@ def run(jobs: tuple[str, ...], journal: Path | None, config_path: Path | None, d
         with open_target(simulate=simulate, settings=settings, insecure_http=insecure_http,
                          journal=journal_path) as target:
             configure_logging(fmt=settings.log_format, quiet=quiet,
-                              secrets=(target.credentials.access_key_secret,
-                                       target.credentials.security_token))
+                              secrets=())
             repair_tail(journal_path)
             ledger = read_ledger(journal_path)
             # The ledger is long-lived and large; keep the cyclic GC from walking it in mid-run

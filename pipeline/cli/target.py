@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import anyio
 import click
 
-from pipeline.ens.credentials import Credentials, resolve_credentials
+from pipeline.ens.chain import ENV_PROFILE, resolve_source
+from pipeline.ens.credentials import Credentials, CredentialSource, StaticCredentials
 from pipeline.ens.endpoint import Endpoint, resolve_endpoint
 from pipeline.errors import ConfigError
 from pipeline.journal.ledger import Ledger
@@ -21,7 +23,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 SIMULATOR = "simulator"
 
+def _choose_profile(_: click.Context, __: click.Parameter, value: str | None) -> None:
+    # The chain reads ALIBABA_CLOUD_PROFILE, like the SDK; --profile is the same setting.
+    if value:
+        os.environ[ENV_PROFILE] = value
+
+
 _TARGET_OPTIONS = (
+    click.option("--profile", callback=_choose_profile, expose_value=False, is_eager=True,
+                 help="Credentials profile: a ~/.aliyun/config.json profile or a credentials.ini "
+                      "section (same as ALIBABA_CLOUD_PROFILE)."),
     click.option("--config", "config_path", type=click.Path(path_type=Path), help="TOML config file."),
     click.option("--endpoint", help="ENS endpoint URL (default: from --region)."),
     click.option("--region", help="Region ID, e.g. cn-beijing; picks the endpoint."),
@@ -43,7 +54,7 @@ class Target:
     """An endpoint, the credentials for it, and the name a journal records for it."""
 
     endpoint: Endpoint
-    credentials: Credentials
+    credentials: CredentialSource
     name: str
 
     def check_journal(self, ledger: Ledger, journal: Path) -> None:
@@ -64,7 +75,8 @@ def open_target(*, simulate: bool, settings: RunSettings, insecure_http: bool,
                 journal: Path) -> Iterator[Target]:
     """Resolve the real target, or start the in-process simulator for the block's duration."""
     if not simulate:
-        credentials = resolve_credentials(os.environ, Path.home())
+        environ, home = dict(os.environ), Path.home()
+        credentials = anyio.run(lambda: resolve_source(environ, home))
         endpoint = resolve_endpoint(endpoint=settings.endpoint or None, region=settings.region,
                                     allow_insecure=insecure_http)
         yield Target(endpoint, credentials, endpoint.url)
@@ -78,6 +90,6 @@ def open_target(*, simulate: bool, settings: RunSettings, insecure_http: bool,
         click.echo(f"*** SIMULATION: importing into the built-in ENS simulator at {sim.url}, "
                    "not into Alibaba Cloud ***", err=True)
         yield Target(resolve_endpoint(endpoint=sim.url),
-                     Credentials(DEV_ACCESS_KEY_ID, DEV_ACCESS_KEY_SECRET,
-                                 source="simulator development pair"),
+                     StaticCredentials(Credentials(DEV_ACCESS_KEY_ID, DEV_ACCESS_KEY_SECRET,
+                                                   source="simulator development pair")),
                      SIMULATOR)

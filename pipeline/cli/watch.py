@@ -112,8 +112,7 @@ def watch(journal: Path, config_path: Path | None, insecure_http: bool, wait_tim
         with open_target(simulate=False, settings=settings, insecure_http=insecure_http,
                          journal=journal) as target:
             configure_logging(fmt=settings.log_format, quiet=quiet,
-                              secrets=(target.credentials.access_key_secret,
-                                       target.credentials.security_token))
+                              secrets=())
             target.check_journal(read_ledger(journal), journal)
             started = time.monotonic()
             result = anyio.run(lambda: wait_phase(journal, target, settings, image_timeout=timeout,

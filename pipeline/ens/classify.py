@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 
 from pipeline.errors import ApiError, Delivery, EnsError
 
@@ -65,3 +66,23 @@ def is_systemic(code: str) -> bool:
     """True for codes that fail every request alike (credentials, permissions, clock): a run
     seeing them should stop early instead of failing each job in turn."""
     return code in SYSTEMIC_CODES or code.startswith(SYSTEMIC_PREFIXES)
+
+
+STALE_CODE = "InvalidSecurityToken.Expired"
+
+
+def stale_credentials(body: bytes, *, renewable: bool) -> str | None:
+    """The Code of an error body that calls the STS credentials stale, else None.
+
+    ``InvalidSecurityToken.Expired`` always; every other ``InvalidSecurityToken.*`` too when the
+    source can renew them (a renewed token is worth one more try; a static one is just wrong)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    code = data.get("Code") if isinstance(data, dict) else None
+    if not isinstance(code, str):
+        return None
+    if code == STALE_CODE or (renewable and code.startswith("InvalidSecurityToken")):
+        return code
+    return None

@@ -10,7 +10,8 @@ from typing import Any
 
 from pipeline import __version__
 from pipeline.ens import signing
-from pipeline.ens.credentials import Credentials
+from pipeline.ens.classify import stale_credentials
+from pipeline.ens.credentials import Credentials, CredentialSource, StaticCredentials
 from pipeline.ens.endpoint import Endpoint
 from pipeline.ens.listing import Paging, pages
 from pipeline.ens.transport import Answer, Exchange
@@ -67,7 +68,7 @@ class EnsClient:
         self,
         exchange: Exchange,
         endpoint: Endpoint,
-        credentials: Credentials,
+        credentials: Credentials | CredentialSource,
         *,
         clock: Callable[[], float] = time.time,
         nonce: Callable[[], str] = signing.new_nonce,
@@ -80,7 +81,8 @@ class EnsClient:
         ``iter_all_images`` (the run's lookup rate)."""
         self._base = endpoint.url + "/"
         self._host = endpoint.netloc
-        self._credentials = credentials
+        self._credentials: CredentialSource = (
+            StaticCredentials(credentials) if isinstance(credentials, Credentials) else credentials)
         self._clock = clock
         self._nonce = nonce
         self._user_agent = user_agent
@@ -161,17 +163,32 @@ class EnsClient:
 
     async def call(self, action: str, params: Mapping[str, str]) -> tuple[Answer, dict[str, Any]]:
         """Send one signed RPC call; return the answer and its JSON body, or raise an EnsError."""
-        answer = await self._wire.post(*self._signed(action, params), context=f"{action} to {self._host}")
+        answer = await self._post(action, params)
         return answer, parse_answer(answer.status, answer.headers, answer.body)
 
     async def _exchange(self, action: str, params: Mapping[str, str]) -> tuple[int, Mapping[str, str], bytes]:
         """Sign and send one call; return (status, headers, body), or raise a TransportError."""
-        answer = await self._wire.post(*self._signed(action, params), context=f"{action} to {self._host}")
+        answer = await self._post(action, params)
         return answer.status, answer.headers, answer.body
 
-    def _signed(self, action: str, params: Mapping[str, str]) -> tuple[str, dict[str, str]]:
+    async def _post(self, action: str, params: Mapping[str, str]) -> Answer:
+        """Sign with the current credentials and send. An answer that calls them stale (an expired
+        STS token) was refused at the gateway: renew them and send once more
+        (``CredentialsExpired`` when none can be had)."""
+        source = self._credentials
+        creds = await source.get()
+        context = f"{action} to {self._host}"
+        answer = await self._wire.post(*self._signed(action, params, creds), context=context)
+        if 400 <= answer.status < 500 and creds.security_token and b"InvalidSecurityToken" in answer.body:
+            code = stale_credentials(answer.body, renewable=not isinstance(source, StaticCredentials))
+            if code is not None:
+                fresh = await source.renew(creds, code)
+                answer = await self._wire.post(*self._signed(action, params, fresh), context=context)
+        return answer
+
+    def _signed(self, action: str, params: Mapping[str, str],
+                creds: Credentials) -> tuple[str, dict[str, str]]:
         """The URL (canonical query, sent verbatim) and headers of one freshly signed call."""
-        creds = self._credentials
         signed = signing.sign_request(
             method="POST", host=self._host, action=action, params=params.items(),
             access_key_id=creds.access_key_id, access_key_secret=creds.access_key_secret,

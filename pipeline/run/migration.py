@@ -14,7 +14,7 @@ import structlog
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from pipeline.ens.classify import is_clock_skew, rejects_credentials
-from pipeline.errors import EnsError, JobListError
+from pipeline.errors import CredentialsExpired, EnsError, JobListError
 from pipeline.joblist.job import Job
 from pipeline.joblist.validate import InvalidRow, Validated
 from pipeline.journal import records as r
@@ -125,6 +125,8 @@ class Migration:
     async def _probe(self, probe: Callable[[], Awaitable[object]]) -> None:
         try:
             await probe()
+        except CredentialsExpired as exc:
+            self.ctx.control.stop(StopReason.CREDENTIALS, str(exc))
         except EnsError as exc:
             if is_clock_skew(exc):
                 self.ctx.control.stop(StopReason.BREAKER,

@@ -19,6 +19,8 @@ class StopReason(enum.Enum):
     ABORT = "abort"
     INPUT = "input"
     """The job list turned out unreadable part-way (exit 65)."""
+    CREDENTIALS = "credentials"
+    """The credentials expired and none fresh could be had (exit 3: resumable, nothing failed)."""
 
 
 @dataclass(slots=True)

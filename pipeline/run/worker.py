@@ -13,7 +13,7 @@ import anyio
 import structlog
 
 from pipeline.ens.classify import Disposition, classify
-from pipeline.errors import ApiError, EnsError
+from pipeline.errors import ApiError, CredentialsExpired, EnsError
 from pipeline.joblist.job import Job
 from pipeline.journal import records as r
 from pipeline.journal.writer import JournalWriter
@@ -182,6 +182,9 @@ async def _send(ctx: WorkerContext, job: Job, seq: int, known_ids: tuple[str, ..
                     result = await ctx.api.import_image(params)
                 finally:
                     stats.in_flight -= 1
+        except CredentialsExpired as exc:
+            await _credentials_expired(ctx, job, seq, exc)
+            return
         except EnsError as exc:
             disposition = classify(exc)
             fields = _error_fields(exc)
@@ -240,6 +243,16 @@ async def _send(ctx: WorkerContext, job: Job, seq: int, known_ids: tuple[str, ..
         stats.imported += 1
         ctx.breaker.record_success()
         return
+
+
+async def _credentials_expired(ctx: WorkerContext, job: Job, seq: int, exc: CredentialsExpired) -> None:
+    """Expiry is never a job failure: the request was not processed, so the job stays pending and
+    the run stops resumably (exit 3) with the fix in its detail."""
+    await ctx.journal.append(r.JOB_ERROR, job.name, {
+        "fp": job.fingerprint, "attempt": seq, "code": exc.code,
+        "message": "not processed: the credentials expired", "status": None, "ambiguous": False})
+    ctx.control.stop(StopReason.CREDENTIALS, str(exc))
+    ctx.stats.deferred += 1
 
 
 async def _fail(ctx: WorkerContext, job: Job, fields: dict[str, Any], why: str | None) -> None:

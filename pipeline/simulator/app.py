@@ -15,6 +15,7 @@ from pipeline.simulator.auth import AuthRequest
 from pipeline.simulator.faults import BEFORE, GARBAGE_HTML, ConnectionFinder, drop_connection
 from pipeline.simulator.responses import Reply, error_reply, json_reply
 from pipeline.simulator.state import SimulatorState, new_request_id
+from pipeline.simulator.sts import STS_ACTIONS, STS_VERSION
 from pipeline.simulator.validation import validate_import
 from pipeline.simulator.wire import Wire, decode
 
@@ -135,8 +136,10 @@ class SimulatorApp:
         method = scope["method"]
         if method not in ("POST", "GET"):
             return _not_found(request_id, host)
-        failure = state.verifier.verify(
-            AuthRequest(method, scope["path"], wire.query, headers, body, form=wire.form))
+        request = AuthRequest(method, scope["path"], wire.query, headers, body, form=wire.form)
+        if wire.action in STS_ACTIONS and wire.version == STS_VERSION:
+            return self._sts(request, wire, request_id, host)
+        failure = state.verifier.verify(request)
         if failure is not None:
             return error_reply(failure.status, failure.code, failure.message, request_id=request_id,
                                host=host)
@@ -177,6 +180,15 @@ class SimulatorApp:
             state.stats.faults[f"describe_{fault}"] += 1
             return _fault_reply(fault, request_id, host)
         return None
+
+    def _sts(self, request: AuthRequest, wire: Wire, request_id: str, host: str | None) -> Reply:
+        """STS on the same port: AssumeRoleWithOIDC is anonymous, AssumeRole signed like any call."""
+        if wire.action == "AssumeRole":
+            failure = self.state.verifier.verify(request)
+            if failure is not None:
+                return error_reply(failure.status, failure.code, failure.message, request_id=request_id,
+                                   host=host)
+        return self.state.sts.handle(wire.action, wire.params, request_id, host)
 
     async def _import(self, params: dict[str, str], request_id: str, host: str | None) -> Reply:
         state = self.state

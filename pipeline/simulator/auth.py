@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pipeline.ens import signing, signing_v2
+from pipeline.simulator.sts import StsIssuer
 
 DATE_WINDOW = 15 * 60
 """Maximum |server clock - x-acs-date|, seconds (ens-api.md §3.1)."""
@@ -90,8 +91,11 @@ class Verifier:
         max_nonces: int = 200_000,
         wall: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        sts: StsIssuer | None = None,
     ) -> None:
         self._secrets = {access_key_id: access_key_secret}
+        self._sts = sts
+        """Temporary credentials issued by the simulator's STS, accepted until they expire."""
         self._token = security_token
         self._offset = clock_offset
         self._wall = wall
@@ -117,7 +121,7 @@ class Verifier:
         problem = self._signed_set_problem(auth.signed_headers, headers)
         if problem:
             return _incomplete(problem)
-        secret = self._secrets.get(auth.credential)
+        secret = self._secret_of(auth.credential)
         if secret is None:
             return _unknown_key()
         token = headers.get("x-acs-security-token")
@@ -159,7 +163,7 @@ class Verifier:
         if params["SignatureVersion"] != signing_v2.SIGNATURE_VERSION:
             return _incomplete(f"Unsupported SignatureVersion {params['SignatureVersion']!r}; use 1.0.")
         key_id = params["AccessKeyId"]
-        secret = self._secrets.get(key_id)
+        secret = self._secret_of(key_id)
         if secret is None:
             return _unknown_key()
         failure = (self._token_problem(params.get("SecurityToken"), None, key_id)
@@ -173,6 +177,13 @@ class Verifier:
                 f"Specified signature is not matched with our calculation. server string to sign is:{text}",
             )
         return self._fresh_nonce(key_id, params["SignatureNonce"])
+
+    def _secret_of(self, key_id: str) -> str | None:
+        secret = self._secrets.get(key_id)
+        if secret is None and self._sts is not None:
+            issued = self._sts.lookup(key_id)
+            secret = issued.secret if issued is not None else None
+        return secret
 
     def _fresh_nonce(self, credential: str, nonce: str) -> AuthFailure | None:
         if not self.nonces.add((credential, nonce), self._monotonic()):
@@ -194,7 +205,16 @@ class Verifier:
         return None
 
     def _token_problem(self, token: str | None, key_id: str | None, credential: str) -> AuthFailure | None:
-        """A configured token is required; another token, or any token to a keys-only simulator, fails."""
+        """A configured token is required; another token, or any token to a keys-only simulator, fails.
+        Credentials from the simulator's STS need their own token, and expire."""
+        issued = self._sts.lookup(credential) if self._sts is not None else None
+        if issued is not None:
+            if token is None or not hmac.compare_digest(token, issued.token):
+                return AuthFailure(400, "InvalidSecurityToken.MismatchWithAccessKey",
+                                   "Specified SecurityToken mismatch with the AccessKey.")
+            if self._sts is not None and self._sts.expired(issued):
+                return AuthFailure(400, "InvalidSecurityToken.Expired", "Specified SecurityToken is expired.")
+            return None
         if token is None:
             if self._token is None:
                 return None

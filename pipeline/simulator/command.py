@@ -61,14 +61,17 @@ from pipeline.simulator.server import serve_simulator
 @click.option("--delete-fault", "delete_faults", multiple=True, metavar="NAME=P",
               help="Inject a fault into DeleteImage with probability P (repeatable): "
                    + ", ".join(DELETE_FAULTS) + " (deleted, then the answer is lost).")
+@click.option("--sts-ttl", type=click.FloatRange(min=0, min_open=True), default=3600.0, show_default=True,
+              help="Lifetime in seconds of the credentials STS AssumeRole/AssumeRoleWithOIDC issue.")
 def simulator(
     host: str, port: int, quota: int, burst: int | None, latency: str, faults: tuple[str, ...],
     slow_seconds: float, seed: int | None, state_file: Path | None, available_after: float,
     fail_fraction: float, deny_all: bool, retry_after_ms: int | None, clock_offset: float,
     describe_quota: int, max_page_size: int, describe_faults: tuple[str, ...],
-    delete_faults: tuple[str, ...],
+    delete_faults: tuple[str, ...], sts_ttl: float,
 ) -> None:
-    """Serve a fake ENS endpoint (ImportImage, DescribeImages, DescribeSelfImages, DeleteImage).
+    """Serve a fake ENS endpoint (ImportImage, DescribeImages, DescribeSelfImages, DeleteImage),
+    and STS (AssumeRole, AssumeRoleWithOIDC) on the same port.
 
     It checks V3 signatures like the gateway. It accepts the key pair in
     ALIBABA_CLOUD_ACCESS_KEY_ID/ALIBABA_CLOUD_ACCESS_KEY_SECRET when both are set, else a
@@ -82,7 +85,7 @@ def simulator(
             available_after=available_after, fail_fraction=fail_fraction, deny_all=deny_all,
             retry_after_ms=retry_after_ms, clock_offset=clock_offset, state_file=state_file,
             access_key_id=keys.access_key_id, access_key_secret=keys.access_key_secret,
-            security_token=keys.security_token, describe_quota=describe_quota,
+            security_token=keys.security_token, describe_quota=describe_quota, sts_ttl=sts_ttl,
             max_page_size=max_page_size,
             describe_faults=dict(parse_fault(f, DESCRIBE_FAULTS) for f in describe_faults),
             delete_faults=dict(parse_fault(f, DELETE_FAULTS) for f in delete_faults),

@@ -85,6 +85,8 @@ class SimulatorConfig:
     access_key_secret: str = DEV_ACCESS_KEY_SECRET
     security_token: str | None = None
     """The STS token accepted in ``x-acs-security-token``; None refuses any token."""
+    sts_ttl: float = 3600.0
+    """Lifetime in seconds of the credentials STS AssumeRole / AssumeRoleWithOIDC hand out."""
     max_nonces: int = 200_000
     """Nonce memory bound; nonces are also pruned 30 minutes after use (twice the date window)."""
     persist_interval: float = 0.5
@@ -136,6 +138,8 @@ class SimulatorConfig:
                 raise ConfigError(f"{label} {value:g} must be >= 0 seconds")
         if self.retry_after_ms is not None and self.retry_after_ms < 0:
             raise ConfigError(f"retry_after_ms {self.retry_after_ms} must be >= 0")
+        if not self.sts_ttl > 0:
+            raise ConfigError(f"sts_ttl {self.sts_ttl:g} must be > 0 seconds")
         if self.max_nonces < 1:
             raise ConfigError(f"max_nonces {self.max_nonces} must be >= 1")
         if not self.access_key_id or not self.access_key_secret:

@@ -15,6 +15,7 @@ from pipeline.simulator.images import Image, ImageStore, iso, new_image_id
 from pipeline.simulator.persist import Persister, load_into
 from pipeline.simulator.quota import Limiter, make_limiter
 from pipeline.simulator.stats import Stats
+from pipeline.simulator.sts import StsIssuer
 
 
 def new_request_id() -> str:
@@ -38,10 +39,12 @@ class SimulatorState:
         """Wall clock (epoch seconds): creation times, lifecycle, x-acs-date checks."""
         self.monotonic = monotonic
         """Monotonic clock: quota and peaks."""
+        self.sts = StsIssuer(config.sts_ttl, wall)
+        """STS on the same port: the temporary credentials it issued and their expiry."""
         self.verifier = Verifier(
             access_key_id=config.access_key_id, access_key_secret=config.access_key_secret,
             security_token=config.security_token, clock_offset=config.clock_offset,
-            max_nonces=config.max_nonces, wall=wall, monotonic=monotonic,
+            max_nonces=config.max_nonces, wall=wall, monotonic=monotonic, sts=self.sts,
         )
         self.limiter: Limiter = make_limiter(config.quota, config.burst)
         self.faults = FaultPlan(config, self.seed)
@@ -93,6 +96,7 @@ class SimulatorState:
             "quota": self.config.quota,
             "describe_quota": self.config.describe_quota,
             "nonces_remembered": len(self.verifier.nonces),
+            "sts_issued": self.sts.count,
         })
         return snapshot
 
