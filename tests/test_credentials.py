@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import anyio
 import pytest
 
-from pipeline.ens.credentials import Credentials, resolve_credentials
-from pipeline.errors import CredentialsError
+from pipeline.ens.credentials import (
+    Credentials,
+    RefreshingCredentials,
+    StaticCredentials,
+    resolve_credentials,
+)
+from pipeline.errors import CredentialsError, CredentialsExpired
 from tests.loopback import LOOPBACK_GUARD
 
 SECRET = "SuperSecretValue0123456789"
@@ -187,3 +194,99 @@ def test_masked_id() -> None:
     """masked_id keeps four characters at each end; a short id is fully hidden."""
     assert Credentials("LTAI5tAbCdEfabcd", "s").masked_id == "LTAI****abcd"
     assert Credentials("short", "s").masked_id == "****"
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _issuer(clock: _Clock, lifetime: float, fail: list[bool]) -> tuple[Any, list[int]]:
+    calls: list[int] = []
+
+    async def fetch() -> Credentials:
+        calls.append(1)
+        await anyio.sleep(0)
+        if fail and fail[0]:
+            raise CredentialsError("STS is down")
+        n = len(calls)
+        return Credentials(f"STS.key{n:08d}", f"secret-{n}", f"token-{n}", "test role",
+                           expiration=clock.now + lifetime, obtained=clock.now)
+
+    return fetch, calls
+
+
+def test_renewal_margin_is_min_of_15_minutes_and_a_third() -> None:
+    """An hour's credentials are not used in their last 15 minutes; 30 s ones not in their last 10 s."""
+    hour = Credentials("a", "b", "c", expiration=3600.0, obtained=0.0)
+    assert hour.usable(3600 - 901)
+    assert not hour.usable(3600 - 899)
+    short = Credentials("a", "b", "c", expiration=30.0, obtained=0.0)
+    assert short.usable(19.9)
+    assert not short.usable(20.1)
+    assert short.due(10.1)
+    assert not short.due(9.9)
+
+
+def test_one_renewal_for_many_waiters_and_backoff_while_still_valid() -> None:
+    """Fifty workers needing fresh credentials cause one fetch; a failed renewal keeps the current
+    credentials (retried after a backoff, not at every call); past the last usable moment the
+    failure is CredentialsExpired (exit 3), not a job failure."""
+    clock = _Clock()
+    fail = [False]
+    fetch, calls = _issuer(clock, 30.0, fail)
+    source = RefreshingCredentials(fetch, description="test role", clock=clock)
+
+    async def scenario() -> None:
+        first = await source.load()
+        assert len(calls) == 1
+        clock.now += 11  # due (after 10 s), still usable (until 20 s)
+        got: list[Credentials] = []
+        async with anyio.create_task_group() as tg:
+            for _ in range(50):
+                tg.start_soon(lambda: _append(got, source))
+        assert len(calls) == 2
+        assert {c.access_key_id for c in got} == {"STS.key00000002"}
+        assert source.refreshes == 1
+        clock.now += 11
+        fail[0] = True
+        assert await source.get() is got[0]  # renewal failed, current still usable
+        assert len(calls) == 3
+        assert await source.get() is got[0]  # backing off: no new fetch yet
+        assert len(calls) == 3
+        clock.now += 9  # past usable (20 s after the second issue)
+        with pytest.raises(CredentialsExpired, match="expired and could not be renewed"):
+            await source.get()
+        assert first.access_key_id == "STS.key00000001"
+
+    anyio.run(scenario)
+
+
+async def _append(out: list[Credentials], source: RefreshingCredentials) -> None:
+    out.append(await source.get())
+
+
+def test_a_stale_answer_renews_once_and_a_static_token_cannot() -> None:
+    """renew() after ENS called the token stale fetches anew; StaticCredentials raises
+    CredentialsExpired naming the fix."""
+    clock = _Clock()
+    fetch, calls = _issuer(clock, 3600.0, [])
+    source = RefreshingCredentials(fetch, description="test role", clock=clock)
+
+    async def scenario() -> None:
+        first = await source.load()
+        fresh = await source.renew(first, "InvalidSecurityToken.Expired")
+        assert fresh.access_key_id != first.access_key_id
+        assert await source.renew(first, "InvalidSecurityToken.Expired") is fresh  # already renewed
+        assert len(calls) == 2
+        static = StaticCredentials(Credentials(KEY_ID, SECRET, TOKEN, "environment"))
+        with pytest.raises(CredentialsExpired, match="ALIBABA_CLOUD_SECURITY_TOKEN") as info:
+            await static.renew(await static.get(), "InvalidSecurityToken.Expired")
+        assert info.value.exit_code == 3
+        assert SECRET not in str(info.value)
+        assert TOKEN not in str(info.value)
+
+    anyio.run(scenario)

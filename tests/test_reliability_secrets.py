@@ -105,3 +105,49 @@ def test_the_key_id_is_shown_masked_when_it_is_shown(tmp_path: Path) -> None:
     assert "InvalidAccessKeyId" in result.stderr
     assert KEY_ID.replace("01", "02") not in result.stderr + result.stdout
     assert SECRET not in result.stderr + result.stdout
+
+
+OIDC_CANARY = "eyJ0eXAi.oidc-canary-marvin-paranoid.c2ln"
+URI_CANARY = "uri-query-canary-trillian"
+META_SECRET = "meta-secret-canary-slartibartfast"
+META_TOKEN = "meta-sts-token-canary-fenchurch"
+
+
+def test_failing_credential_sources_name_no_secret(tmp_path: Path) -> None:
+    """Every new source, failing in its own way (STS refusing the OIDC role, a credentials URI
+    with a token in its query answering an error, a metadata service handing out half an answer,
+    a static STS token from a RamRoleArn-refused profile): exit 2 with the reason, and neither the
+    OIDC token, the URI's query, the metadata token nor any served secret in what we print."""
+    from tests.credential_fakes import CredentialFakes
+
+    jobs = tmp_path / "jobs.csv"
+    write_jobs(jobs, 2)
+    token_file = tmp_path / "token"
+    token_file.write_text(OIDC_CANARY, encoding="utf-8")
+    no_keys = {"ALIBABA_CLOUD_ACCESS_KEY_ID": "", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": ""}
+    half = {"Code": "Success", "AccessKeyId": "STS.half", "AccessKeySecret": META_SECRET,
+            "SecurityToken": META_TOKEN}  # no Expiration: refused
+    printed: list[str] = []
+    with SimProcess() as sim, CredentialFakes(None, static=half) as meta:
+        base = ("run", str(jobs), "--endpoint", sim.url, "--journal", str(tmp_path / "j.jsonl"))
+        cases = {
+            "oidc refused": {**no_keys, "ALIBABA_CLOUD_ROLE_ARN": "not-a-role-arn",
+                             "ALIBABA_CLOUD_OIDC_PROVIDER_ARN": "acs:ram::1:oidc-provider/p",
+                             "ALIBABA_CLOUD_OIDC_TOKEN_FILE": str(token_file),
+                             "ALIBABA_CLOUD_STS_ENDPOINT": sim.url},
+            "uri error": {**no_keys, "ALIBABA_CLOUD_CREDENTIALS_URI":
+                          f"http://127.0.0.1:9/creds?token={URI_CANARY}"},
+            "metadata half answer": {**no_keys, "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "false",
+                                     "ENS_MIGRATE_ECS_METADATA_ENDPOINT": meta.url,
+                                     "ALIBABA_CLOUD_CREDENTIALS_URI": f"{meta.url}/creds?token={URI_CANARY}"},
+        }
+        for what, env in cases.items():
+            result = cli(*base, "--log-format", "json", env=env)
+            assert result.returncode == 2, (what, result.stderr)
+            assert "Traceback" not in result.stderr, what
+            printed += [result.stdout, result.stderr]
+    text = "\n".join(printed)
+    assert "InvalidParameter.RoleArn" in text
+    assert "Expiration" in text
+    for canary in (OIDC_CANARY, URI_CANARY, META_SECRET, META_TOKEN, meta.metadata_token):
+        assert canary not in text, canary
