@@ -8,6 +8,8 @@ clock whose sleep advances it. One real-clock test checks the whole gate, pacer 
 
 from __future__ import annotations
 
+import itertools
+import math
 import time
 
 import anyio
@@ -312,3 +314,31 @@ async def test_gate_real_clock_cap_at_rate_50() -> None:
             tg.start_soon(take, 150 // 20 + (1 if _ < 150 % 20 else 0))
     assert len(grants) == 150
     assert max_in_window(grants, 1.02, closed=True) <= 50
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("rate", [0.5, 0.25, 0.9])
+async def test_gate_below_one_per_second_grants_one_per_1_over_rate(rate: float) -> None:
+    """``--rate 0.5`` sent 2 requests within about 1 s: below 1/s the window is 1/rate seconds,
+    so no two grants are closer than that (the cap, the pacer's bucket of two aside)."""
+    clock = FakeClock(0.0)
+    gate = UnpacedGate(rate, clock=clock, sleep=clock.sleep)
+    grants: list[float] = []
+    for _ in range(6):
+        await gate.acquire()
+        grants.append(clock.now)
+    gaps = [b - a for a, b in itertools.pairwise(grants)]
+    assert min(gaps) >= 1.0 / rate
+
+
+@pytest.mark.parametrize("learned", [math.nan, math.inf, -1.0, 0.0, 1e-9, 0.1])
+def test_gate_ignores_a_learned_rate_that_is_not_finite_or_below_the_floor(learned: float) -> None:
+    """A learned rate of NaN, infinity or below the floor (0.2/s) hung the next run: ignored."""
+    gate = RateGate(10.0, start=learned)
+    assert gate.rate == 10.0
+    assert gate.aimd.known is None
+
+
+def test_gate_keeps_a_sane_learned_rate() -> None:
+    gate = RateGate(10.0, start=4.0)
+    assert gate.rate == 4.0

@@ -166,10 +166,13 @@ class RateGate:
             raise ValueError("rate must be positive")
         self._clock = clock
         self._sleep = sleep
-        self._window_len = 1.0 + guard
+        self._guard = guard
+        floor = (aimd or AimdConfig()).floor
+        if start is not None and not (math.isfinite(start) and start >= min(floor, ceiling)):
+            start = None  # a learned rate that is not a number or below the floor: not a level
         # ``start`` is a rate an earlier run learned: trusted as the known level, probed later.
         self.aimd = AimdRate(ceiling, start=start, config=aimd, now=clock(), learned=True)
-        self._window = SlidingWindow(self._limit_for(self.aimd.rate), self._window_len)
+        self._window = SlidingWindow(*self._window_for(self.aimd.rate))
         self._pacer = self._make_pacer(self.aimd.rate)
         self._lock = anyio.Lock()
         self._paused_until = 0.0
@@ -177,13 +180,17 @@ class RateGate:
         self.grants = 0
         self._first_grant: float | None = None
 
-    @staticmethod
-    def _limit_for(rate: float) -> int:
-        return max(1, math.floor(rate + 1e-9))
+    def _window_for(self, rate: float) -> tuple[int, float]:
+        """(grants, seconds) of the cap: ``floor(rate)`` per ``1 + guard`` seconds, or below one
+        request per second one grant per ``(1 + guard) / rate`` seconds."""
+        if rate < 1.0:
+            return 1, (1.0 + self._guard) / rate
+        return math.floor(rate + 1e-9), 1.0 + self._guard
 
     @staticmethod
     def _make_pacer(rate: float) -> AsyncLimiter:
-        # A bucket of two at the rate: no initial burst worth the name, and a wake-up that came
+        # A bucket of two at the rate (one below 1/s: the window is then 1/rate long): no initial
+        # burst worth the name, and a wake-up that came
         # late is made up on the next grant instead of accumulating (capacity one would drift
         # below the rate by the event loop's timer lateness). The window is the hard cap.
         return AsyncLimiter(2, 2.0 / rate)
@@ -247,7 +254,7 @@ class RateGate:
 
     def _resize(self) -> None:
         rate = self.aimd.rate
-        self._window.limit = self._limit_for(rate)
+        self._window.limit, self._window.window = self._window_for(rate)
         self._pacer = self._make_pacer(rate)
 
 

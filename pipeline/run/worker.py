@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -62,6 +62,7 @@ class Control:
         self.stop_reason: StopReason | None = None
         self.detail: str | None = None
         self._stopped = anyio.Event()
+        self._on_stop: set[anyio.CancelScope] = set()
 
     @property
     def stopping(self) -> bool:
@@ -74,6 +75,21 @@ class Control:
             self.stop_reason = reason
             self.detail = detail
         self._stopped.set()
+        for scope in self._on_stop:
+            scope.cancel()
+
+    @contextlib.contextmanager
+    def cancelled_on_stop(self) -> Iterator[anyio.CancelScope]:
+        """A scope that a stop cancels: a wait for a rate grant (a queue of them at ``--rate 1``,
+        or an ``x-acs-retry-after`` pause) must not hold a drain up."""
+        with anyio.CancelScope() as scope:
+            if self.stopping:
+                scope.cancel()
+            self._on_stop.add(scope)
+            try:
+                yield scope
+            finally:
+                self._on_stop.discard(scope)
 
     async def wait(self, seconds: float) -> None:
         """Sleep ``seconds``, waking early when the run is asked to stop (drain stays prompt)."""
@@ -165,7 +181,9 @@ async def _send(ctx: WorkerContext, job: Job, seq: int, known_ids: tuple[str, ..
                     stats.deferred += 1
                     return
                 await ctx.journal.append_durable(r.JOB_ATTEMPT, key, attempt)
-                epoch = await ctx.gate.acquire()
+                epoch = -1
+                with ctx.control.cancelled_on_stop():
+                    epoch = await ctx.gate.acquire()
                 if ctx.control.stopping:
                     # Its attempt is on disk but it was never sent: say so, or the next run would
                     # have to look it up first.

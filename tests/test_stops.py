@@ -1,0 +1,47 @@
+"""Stops of issue #13, over loopback and in subprocesses: a drain is prompt whatever the gate holds."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+from tests.run_helpers import FAST, SimProcess, cli_popen, wait_for_line, write_jobs
+
+DRAIN_LIMIT = 8.0
+"""Seconds from SIGTERM to exit that count as prompt (the defect took 60-65 s)."""
+
+
+def _term_after(needle: str, sim: SimProcess, tmp_path: Path, *flags: str) -> tuple[int, float, str]:
+    jobs, journal = tmp_path / "jobs.csv", tmp_path / "j.jsonl"
+    write_jobs(jobs, 200)
+    proc = cli_popen("run", str(jobs), "--endpoint", sim.url, "--journal", str(journal), "--quiet",
+                     *flags, env=FAST)
+    try:
+        assert wait_for_line(journal, needle, time.monotonic() + 30), needle
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=90)
+        return proc.returncode, time.monotonic() - sent, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def test_sigterm_drains_at_once_with_a_queue_of_rate_grants(tmp_path: Path) -> None:
+    """``--rate 1 --concurrency 64``: 64 requests wait for a grant each; a drain does not wait
+    them out (it took 65 s): exit 3 within seconds."""
+    with SimProcess() as sim:
+        code, took, err = _term_after('"event":"job.imported"', sim, tmp_path,
+                                      "--rate", "1", "--concurrency", "64")
+    assert code == 3, err
+    assert took < DRAIN_LIMIT, f"exit {took:.1f} s after SIGTERM"
+
+
+def test_sigterm_drains_at_once_during_a_retry_after_pause(tmp_path: Path) -> None:
+    """A throttle with ``x-acs-retry-after`` of 60 s pauses the gate; SIGTERM still exits 3 now."""
+    with SimProcess("--quota", "2", "--retry-after-ms", "60000") as sim:
+        code, took, err = _term_after('"throttled":true', sim, tmp_path, "--rate", "20", "--concurrency", "8")
+    assert code == 3, err
+    assert took < DRAIN_LIMIT, f"exit {took:.1f} s after SIGTERM"
