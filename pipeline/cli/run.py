@@ -20,7 +20,7 @@ from pipeline.config import load_config
 from pipeline.ens.client import EnsClient
 from pipeline.ens.listing import Paging
 from pipeline.ens.transport import open_exchange
-from pipeline.errors import EnsError
+from pipeline.errors import EnsError, UsageError
 from pipeline.joblist.rules import job_rules
 from pipeline.joblist.validate import InvalidRow, iter_rows
 from pipeline.journal.ledger import Ledger
@@ -89,7 +89,14 @@ def run(jobs: tuple[str, ...], journal: Path | None, config_path: Path | None, d
     settings = resolve_settings(flags=flags, env=os.environ,
                                 file_section=config.sections.get("run", {}), file_name=config.source)
     journal_path = journal or default_journal(jobs, simulated=simulate)
+    # Every flag is checked here, before the lock and before anything is sent.
     stop_after = _window_seconds(max_duration, deadline)
+    image_timeout = parse_duration(wait_timeout, "--wait-timeout")
+    if dry_run and wait:
+        raise UsageError("--dry-run sends nothing, so --wait would have nothing to wait for; drop one")
+    if journal_path.is_dir():
+        raise UsageError(f"--journal {journal_path} is a directory; give a file, e.g. "
+                         f"{journal_path / 'run.journal.jsonl'}")
     if dry_run:
         configure_logging(fmt=settings.log_format, quiet=quiet)
         return _dry_run(jobs, rules, journal_path,
@@ -117,7 +124,7 @@ def run(jobs: tuple[str, ...], journal: Path | None, config_path: Path | None, d
             waited = None
             if wait and outcome.stop is None:
                 waited = anyio.run(lambda: wait_phase(journal_path, target, settings,
-                                                      image_timeout=parse_duration(wait_timeout),
+                                                      image_timeout=image_timeout,
                                                       min_interval=poll_interval))
     finally:
         os.close(lock_fd)
@@ -143,7 +150,7 @@ def run(jobs: tuple[str, ...], journal: Path | None, config_path: Path | None, d
 def _window_seconds(max_duration: str | None, deadline: str | None) -> float | None:
     limits = []
     if max_duration:
-        limits.append(parse_duration(max_duration))
+        limits.append(parse_duration(max_duration, "--max-duration"))
     if deadline:
         limits.append(seconds_until(deadline, datetime.now().astimezone()))
     return min(limits) if limits else None

@@ -17,7 +17,7 @@ from pipeline.config import load_config
 from pipeline.ens.client import EnsClient
 from pipeline.ens.listing import Paging
 from pipeline.ens.transport import open_exchange
-from pipeline.errors import ExitCode
+from pipeline.errors import ExitCode, UsageError
 from pipeline.journal.lock import acquire_lock
 from pipeline.journal.reader import read_ledger, repair_tail
 from pipeline.journal.writer import JournalWriter
@@ -86,7 +86,8 @@ def wait_line(result: WaitResult) -> str:
 
 def wait_options(command: F) -> F:
     """``--wait-timeout`` and ``--poll-interval`` (watch, and run with --wait)."""
-    command = click.option("--poll-interval", type=float, default=3.0, show_default=True,
+    command = click.option("--poll-interval", type=click.FloatRange(min=0, min_open=True), default=3.0,
+                           show_default=True,
                            help="First interval between status polls, seconds (grows to 30).")(command)
     return click.option("--wait-timeout", default="120m", show_default=True,
                         help="Give up on an image still importing after this long (exit 3).")(command)
@@ -104,8 +105,10 @@ def watch(journal: Path, config_path: Path | None, insecure_http: bool, wait_tim
     settings = resolve_settings(flags=flags, env=os.environ,
                                 file_section=config.sections.get("run", {}), file_name=config.source)
     if not journal.exists():
-        raise click.ClickException(f"journal {journal} does not exist")
-    timeout = parse_duration(wait_timeout)
+        raise UsageError(f"--journal {journal}: no such file; give the journal of the run to watch")
+    if journal.is_dir():
+        raise UsageError(f"--journal {journal} is a directory; give the run's journal file")
+    timeout = parse_duration(wait_timeout, "--wait-timeout")
     lock_fd = acquire_lock(journal)
     try:
         repair_tail(journal)

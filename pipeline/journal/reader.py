@@ -12,6 +12,7 @@ import orjson
 
 from pipeline.errors import JournalError
 from pipeline.journal.ledger import Ledger, fold
+from pipeline.journal.records import SCHEMA_VERSION
 
 
 def repair_tail(path: Path) -> int:
@@ -20,6 +21,8 @@ def repair_tail(path: Path) -> int:
         fd = os.open(path, os.O_RDWR)
     except FileNotFoundError:
         return 0
+    except IsADirectoryError:
+        raise JournalError(f"journal {path} is a directory; give the journal file") from None
     try:
         size = os.fstat(fd).st_size
         if size == 0:
@@ -66,11 +69,13 @@ def _without_params(raw: bytes) -> bytes:
     return raw[:at] + b"}\n"
 
 
-def iter_records(path: Path, *, skip_params: bool = False) -> Iterator[dict[str, Any]]:
-    """Decode a journal line by line; a corrupt line (not the torn tail) is a JournalError.
+def iter_records(path: Path, *, skip_params: bool = False,
+                 at: list[int] | None = None) -> Iterator[dict[str, Any]]:
+    """Decode a journal line by line; a corrupt line (not the torn tail) or a schema version
+    other than ours is a JournalError.
 
     ``skip_params`` leaves job parameters out (most of an attempt record's bytes) for a fold
-    that does not keep them.
+    that does not keep them; ``at[0]`` is kept at the line number last yielded.
     """
     try:
         handle = path.open("rb")
@@ -91,7 +96,19 @@ def iter_records(path: Path, *, skip_params: bool = False) -> Iterator[dict[str,
                 ) from None
             if not isinstance(rec, dict):
                 raise JournalError(f"{path}:{number}: not a journal record (not a JSON object)")
+            if rec.get("v") != SCHEMA_VERSION:
+                raise JournalError(_version_problem(path, number, rec.get("v")))
+            if at is not None:
+                at[0] = number
             yield rec
+
+
+def _version_problem(path: Path, number: int, version: object) -> str:
+    if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
+        return (f"{path}:{number}: journal schema version {version} is newer than this ens-migrate "
+                f"reads (version {SCHEMA_VERSION}); upgrade ens-migrate to read it")
+    return (f"{path}:{number}: journal record with schema version {version!r}; this ens-migrate "
+            f"reads version {SCHEMA_VERSION}; move the file aside or repair that line")
 
 
 def read_ledger(path: Path, *, keep_params: bool = False, detail: bool = False) -> Ledger:
@@ -101,9 +118,15 @@ def read_ledger(path: Path, *, keep_params: bool = False, detail: bool = False) 
     # walk the growing ledger again and again (a third of the fold's time on 1,000,000 records).
     gc_was_enabled = gc.isenabled()
     gc.disable()
+    at = [0]
     try:
-        return fold(iter_records(path, skip_params=not keep_params), keep_params=keep_params,
+        return fold(iter_records(path, skip_params=not keep_params, at=at), keep_params=keep_params,
                     detail=detail)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        # A well-formed line whose fields have the wrong type or are missing.
+        what = f"missing field {exc.args[0]!r}" if isinstance(exc, KeyError) else f"wrong field type ({exc})"
+        raise JournalError(f"{path}:{at[0]}: not a valid journal record: {what}; move the file aside "
+                           "or repair that line") from None
     finally:
         if gc_was_enabled:
             gc.enable()

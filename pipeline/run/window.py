@@ -14,19 +14,20 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DEADLINE = re.compile(r"^(\d{1,2}):(\d{2})(?:\s+(\S+))?$")
 
 
-def parse_duration(text: str) -> float:
-    """``90m``, ``4h``, ``1h30m``, ``45s`` or plain seconds -> seconds (> 0)."""
+def parse_duration(text: str, flag: str = "--max-duration") -> float:
+    """``90m``, ``4h``, ``1h30m``, ``45s`` or plain seconds -> seconds (> 0); ``flag`` is the
+    option the text came from, named in the error."""
     value = text.strip().lower()
     try:
         seconds = float(value)
     except ValueError:
         parts = _PART.findall(value)
         if not parts or "".join(n + u for n, u in parts) != value:
-            raise UsageError(f"--max-duration {text!r} is not a duration; use e.g. 90m, 4h, 1h30m or "
+            raise UsageError(f"{flag} {text!r} is not a duration; use e.g. 90m, 4h, 1h30m or "
                              "300 (seconds)") from None
         seconds = sum(float(n) * _UNITS[u] for n, u in parts)
     if not math.isfinite(seconds) or seconds <= 0:
-        raise UsageError(f"--max-duration {text!r} must be a finite duration above zero")
+        raise UsageError(f"{flag} {text!r} must be a finite duration above zero")
     return seconds
 
 
