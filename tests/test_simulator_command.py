@@ -13,12 +13,16 @@ from pathlib import Path
 
 import pytest
 from alibabacloud_tea_openapi.exceptions import ClientException
+from alibabacloud_tea_util.models import RuntimeOptions
+from darabonba.exceptions import UnretryableException
 
 from pipeline.simulator import DEV_ACCESS_KEY_ID, DEV_ACCESS_KEY_SECRET
+from tests.client_fixtures import sdk_client_in
 from tests.simulator_fixtures import RUNTIME, sdk_client, sdk_import_request
 
 ROOT = Path(__file__).resolve().parent.parent
-LISTENING = re.compile(r"ENS simulator listening on http://127\.0\.0\.1:(\d+)")
+LISTENING = re.compile(r"ENS simulator listening on https?://127\.0\.0\.1:(\d+)")
+CA_LINE = re.compile(r"TLS CA file: (\S+) ")
 ENTRY = "from pipeline.simulator.command import simulator; simulator()"
 
 
@@ -87,3 +91,58 @@ def test_bad_fault_is_a_usage_error() -> None:
     )
     assert result.returncode == 2
     assert "error500" in result.stderr
+
+
+def test_tls_serves_https_to_the_sdk_trusting_the_printed_ca() -> None:
+    """--tls: an https URL and a CA file; the official SDK left on https, given that CA, imports.
+
+    The temporary certificate folder goes when the simulator stops.
+    """
+    with running("--tls") as (proc, endpoint, banner):
+        assert "listening on https://" in banner
+        found = CA_LINE.search(banner)
+        assert found, banner
+        ca_file = Path(found.group(1))
+        assert ca_file.read_text().startswith("-----BEGIN CERTIFICATE-----")
+        # Untrusted first: the SDK pools one session per host, and a verified connection is reused.
+        with pytest.raises(UnretryableException, match=r"(?i)certificate verify failed"):
+            sdk_client_in("v3", endpoint, protocol="https").import_image_with_options(
+                sdk_import_request("untrusted"), RuntimeOptions())
+        for mode in ("v3", "v2"):
+            client = sdk_client_in(mode, endpoint, protocol="https")
+            imported = client.import_image_with_options(sdk_import_request(f"tls-{mode}"),
+                                                        RuntimeOptions(ca=str(ca_file)))
+            assert imported.body.image_id.startswith("m-")
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=10)
+        assert proc.returncode == 0
+    assert not ca_file.parent.exists()
+
+
+def test_tls_dir_keeps_the_certificate(tmp_path: Path) -> None:
+    """--tls-dir DIR: the CA, chain and key are written there and stay after exit."""
+    with running("--tls", "--tls-dir", str(tmp_path / "tls")) as (proc, _, banner):
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=10)
+    assert str(tmp_path / "tls" / "simulator-ca.pem") in banner
+    assert sorted(p.name for p in (tmp_path / "tls").iterdir()) == [
+        "simulator-ca.pem", "simulator-cert.pem", "simulator-key.pem"]
+    assert (tmp_path / "tls" / "simulator-key.pem").stat().st_mode & 0o077 == 0
+
+
+def test_sts_token_from_the_environment_is_required() -> None:
+    """ALIBABA_CLOUD_SECURITY_TOKEN set: a client without that token is refused (MissingSecurityToken)."""
+    env = {"ALIBABA_CLOUD_ACCESS_KEY_ID": "STS.envkey", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "sts-secret",
+           "ALIBABA_CLOUD_SECURITY_TOKEN": "sts-token"}
+    with running(env=env) as (proc, endpoint, banner):
+        with pytest.raises(ClientException) as refused:
+            sdk_client(endpoint, key_id="STS.envkey", secret="sts-secret").import_image_with_options(
+                sdk_import_request(), RUNTIME)
+        client = sdk_client(endpoint, key_id="STS.envkey", secret="sts-secret", security_token="sts-token")
+        accepted = client.import_image_with_options(sdk_import_request(), RUNTIME)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=10)
+    assert refused.value.code == "MissingSecurityToken"
+    assert accepted.body.image_id.startswith("m-")
+    assert "STS token required" in banner
+    assert "sts-token" not in banner

@@ -60,9 +60,11 @@ class Target:
     def check_journal(self, ledger: Ledger, journal: Path) -> None:
         """A journal belongs to one target; refuse to mix the simulator's records with ENS's."""
         if ledger.target and ledger.target != self.name:
+            hint = " (or add --simulate to go on against the built-in simulator)" if (
+                ledger.target == SIMULATOR) else ""
             raise ConfigError(
                 f"journal {journal} records runs against {ledger.target}, but this run targets "
-                f"{self.name}; a journal belongs to one target: pass another --journal")
+                f"{self.name}; a journal belongs to one target: pass another --journal{hint}")
 
 
 def simulator_state_file(journal: Path) -> Path:

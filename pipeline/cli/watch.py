@@ -97,9 +97,12 @@ def wait_options(command: F) -> F:
 @click.option("--journal", type=click.Path(path_type=Path), required=True, help="The run's journal.")
 @target_options
 @wait_options
+@click.option("--simulate", is_flag=True,
+              help="Poll the built-in simulator a `run --simulate` imported into (its images are kept "
+                   "beside the journal).")
 @click.option("--quiet", is_flag=True, help="Only warnings and the final line.")
 def watch(journal: Path, config_path: Path | None, insecure_http: bool, wait_timeout: str,
-          poll_interval: float, quiet: bool, **flags: Any) -> int:
+          poll_interval: float, simulate: bool, quiet: bool, **flags: Any) -> int:
     """Poll the images a run imported until each is Available or failed (exit 0, 1, or 3)."""
     config = load_config(config_path)
     settings = resolve_settings(flags=flags, env=os.environ,
@@ -112,7 +115,7 @@ def watch(journal: Path, config_path: Path | None, insecure_http: bool, wait_tim
     lock_fd = acquire_lock(journal)
     try:
         repair_tail(journal)
-        with open_target(simulate=False, settings=settings, insecure_http=insecure_http,
+        with open_target(simulate=simulate, settings=settings, insecure_http=insecure_http,
                          journal=journal) as target:
             configure_logging(fmt=settings.log_format, quiet=quiet,
                               secrets=())

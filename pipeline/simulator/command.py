@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
 import click
@@ -63,21 +65,31 @@ from pipeline.simulator.server import serve_simulator
                    + ", ".join(DELETE_FAULTS) + " (deleted, then the answer is lost).")
 @click.option("--sts-ttl", type=click.FloatRange(min=0, min_open=True), default=3600.0, show_default=True,
               help="Lifetime in seconds of the credentials STS AssumeRole/AssumeRoleWithOIDC issue.")
+@click.option("--tls", is_flag=True,
+              help="Serve HTTPS with a fresh self-signed CA for 127.0.0.1/localhost; prints the CA file.")
+@click.option("--tls-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where --tls writes its CA, certificate and key (default: a temporary folder, "
+                   "removed on exit).")
 def simulator(
     host: str, port: int, quota: int, burst: int | None, latency: str, faults: tuple[str, ...],
     slow_seconds: float, seed: int | None, state_file: Path | None, available_after: float,
     fail_fraction: float, deny_all: bool, retry_after_ms: int | None, clock_offset: float,
     describe_quota: int, max_page_size: int, describe_faults: tuple[str, ...],
     delete_faults: tuple[str, ...], sts_ttl: float,
+    tls: bool, tls_dir: Path | None,
 ) -> None:
     """Serve a fake ENS endpoint (ImportImage, DescribeImages, DescribeSelfImages, DeleteImage),
     and STS (AssumeRole, AssumeRoleWithOIDC) on the same port.
 
-    It checks V3 signatures like the gateway. It accepts the key pair in
+    It checks V3 (ACS3-HMAC-SHA256, ACS3-HMAC-SM3) and RPC V2 (HMAC-SHA1) signatures like the
+    gateway, so the official SDK, the legacy SDK and the aliyun CLI all work. It accepts the key pair in
     ALIBABA_CLOUD_ACCESS_KEY_ID/ALIBABA_CLOUD_ACCESS_KEY_SECRET when both are set, else a
     fixed development pair it prints. GET /_sim/stats and /_sim/images show what it received.
     """
     keys = key_pair_from_env()
+    if tls_dir is not None and not tls:
+        raise click.UsageError("--tls-dir needs --tls")
+    temporary = Path(tempfile.mkdtemp(prefix="ens-simulator-tls-")) if tls and tls_dir is None else None
     try:
         config = SimulatorConfig(
             host=host, port=port, quota=quota, burst=burst, latency=parse_latency(latency),
@@ -89,10 +101,14 @@ def simulator(
             max_page_size=max_page_size,
             describe_faults=dict(parse_fault(f, DESCRIBE_FAULTS) for f in describe_faults),
             delete_faults=dict(parse_fault(f, DELETE_FAULTS) for f in delete_faults),
+            tls_dir=tls_dir or temporary,
         )
+        asyncio.run(_serve(config, from_environment=keys.from_environment))
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
-    asyncio.run(_serve(config, from_environment=keys.from_environment))
+    finally:
+        if temporary is not None:
+            shutil.rmtree(temporary, ignore_errors=True)
 
 
 async def _serve(config: SimulatorConfig, *, from_environment: bool) -> None:
@@ -103,6 +119,9 @@ async def _serve(config: SimulatorConfig, *, from_environment: bool) -> None:
     try:
         async with serve_simulator(config) as sim:
             click.echo(f"ENS simulator listening on {sim.url}")
+            if sim.tls is not None:
+                click.echo(f"TLS CA file: {sim.tls.ca_file} (trust it: the SDK's RuntimeOptions(ca=...), "
+                           "requests' verify=, curl --cacert)")
             if from_environment:
                 click.echo(f"Access key: {config.access_key_id} (from ALIBABA_CLOUD_ACCESS_KEY_ID; "
                            "the secret is the one in ALIBABA_CLOUD_ACCESS_KEY_SECRET)")
@@ -111,6 +130,8 @@ async def _serve(config: SimulatorConfig, *, from_environment: bool) -> None:
                 click.echo(f"Access key secret: {config.access_key_secret}")
                 click.echo("(a fixed development pair, not a real credential; set "
                            "ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET to choose another)")
+            if config.security_token:
+                click.echo("STS token required: the one in ALIBABA_CLOUD_SECURITY_TOKEN")
             click.echo(f"Seed {sim.state.seed}; stats at {sim.url}/_sim/stats; Ctrl+C to stop", nl=True)
             sys.stdout.flush()
             await stop.wait()

@@ -99,6 +99,8 @@ class SimulatorConfig:
     """DESCRIBE_FAULTS name to probability."""
     delete_faults: Mapping[str, float] = field(default_factory=dict)
     """DELETE_FAULTS name to probability."""
+    tls_dir: Path | None = None
+    """Serve HTTPS with a fresh CA and 127.0.0.1/localhost certificate written here; None: plain HTTP."""
 
     def __post_init__(self) -> None:
         faults = MappingProxyType(dict(self.faults))
@@ -106,6 +108,8 @@ class SimulatorConfig:
         object.__setattr__(self, "latency", (float(self.latency[0]), float(self.latency[1])))
         if self.state_file is not None:
             object.__setattr__(self, "state_file", Path(self.state_file))
+        if self.tls_dir is not None:
+            object.__setattr__(self, "tls_dir", Path(self.tls_dir))
         unknown = sorted(set(faults) - set(FAULTS))
         if unknown:
             raise ConfigError(f"unknown simulator fault {unknown[0]!r}: choose from {', '.join(FAULTS)}")

@@ -18,6 +18,7 @@ import uvicorn
 from pipeline.simulator.app import SimulatorApp
 from pipeline.simulator.config import SimulatorConfig
 from pipeline.simulator.state import SimulatorState
+from pipeline.simulator.tls import TlsFiles, create_tls_files
 
 START_TIMEOUT = 10.0
 T = TypeVar("T")
@@ -54,9 +55,11 @@ class _Server(uvicorn.Server):
 class Simulator:
     """A running simulator: its ``url``, its ``state`` and snapshots of both."""
 
-    def __init__(self, url: str, state: SimulatorState) -> None:
+    def __init__(self, url: str, state: SimulatorState, tls: TlsFiles | None = None) -> None:
         self.url = url
         self.state = state
+        self.tls = tls
+        """With ``tls_dir``: the certificate files; ``tls.ca_file`` is what clients trust."""
 
     @property
     def port(self) -> int:
@@ -66,7 +69,7 @@ class Simulator:
     @property
     def endpoint(self) -> str:
         """``host:port``, what the official SDK's ``Config(endpoint=...)`` takes."""
-        return self.url.removeprefix("http://")
+        return self.url.partition("://")[2]
 
     def stats(self) -> dict[str, Any]:
         """The ``/_sim/stats`` JSON (call on the simulator's loop)."""
@@ -93,9 +96,9 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _url(host: str, sock: socket.socket) -> str:
+def _url(host: str, sock: socket.socket, scheme: str = "http") -> str:
     port = sock.getsockname()[1]
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
 @contextlib.asynccontextmanager
@@ -107,11 +110,14 @@ async def serve_simulator(config: SimulatorConfig | None = None) -> AsyncIterato
     """
     config = config or SimulatorConfig()
     state = SimulatorState(config)
+    tls = None if config.tls_dir is None else create_tls_files(config.tls_dir)
     sock = _bind(config.host, config.port)
     app = SimulatorApp(state)
     server = _Server(uvicorn.Config(
         app, lifespan="off", log_config=None, log_level="warning", access_log=False, server_header=False,
         timeout_graceful_shutdown=1, backlog=4096,
+        ssl_certfile=None if tls is None else str(tls.cert_file),
+        ssl_keyfile=None if tls is None else str(tls.key_file),
     ))
     app.finder = server.transport_for
     serving = asyncio.create_task(server.serve(sockets=[sock]), name="ens-simulator")
@@ -125,7 +131,7 @@ async def serve_simulator(config: SimulatorConfig | None = None) -> AsyncIterato
             raise RuntimeError(f"the ENS simulator did not start within {START_TIMEOUT:g} s")
         if state.persister is not None:
             persisting = asyncio.create_task(state.persister.run(), name="ens-simulator-persist")
-        yield Simulator(_url(config.host, sock), state)
+        yield Simulator(_url(config.host, sock, "http" if tls is None else "https"), state, tls)
     finally:
         ready.cancel()
         server.should_exit = True
@@ -160,7 +166,7 @@ class SimulatorThread:
 
     @property
     def url(self) -> str:
-        """``http://HOST:PORT``."""
+        """``http://HOST:PORT`` (``https://`` with ``tls_dir``)."""
         return self.simulator.url
 
     @property
