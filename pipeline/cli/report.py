@@ -20,7 +20,7 @@ COLUMNS_HELP = "\b\nReport columns:\n  " + ",\n  ".join(
 @click.option("--journal", "journal_path", required=True, type=click.Path(path_type=Path),
               help="Journal file a run wrote.")
 @click.option("--out", "out_path", required=True, type=click.Path(path_type=Path, dir_okay=False),
-              help="CSV file to write (replaced atomically, readable by you only).")
+              help="CSV file to write (replaced atomically, readable by you only); - for standard output.")
 @click.option("--failed-only", is_flag=True,
               help="Write only the failed jobs, with only the job columns: a job list for `run`.")
 def report(journal_path: Path, out_path: Path, failed_only: bool) -> None:
@@ -43,7 +43,8 @@ def report(journal_path: Path, out_path: Path, failed_only: bool) -> None:
     except (EnsMigrateError, OSError) as exc:
         raise CommandError(f"cannot write {out_path}: {getattr(exc, 'strerror', None) or exc}") from exc
     kind = "failed job" if failed_only else "job"
-    click.echo(f"ens-migrate: wrote {rows} {kind}{'' if rows == 1 else 's'} to {out_path}", err=True)
+    where = "standard output" if str(out_path) == "-" else out_path
+    click.echo(f"ens-migrate: wrote {rows} {kind}{'' if rows == 1 else 's'} to {where}", err=True)
     if failed_only:
         missing = left_out(ledger)
         if missing.invalid:

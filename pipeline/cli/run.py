@@ -70,7 +70,7 @@ def default_journal(jobs: tuple[str, ...], *, simulated: bool = False) -> Path:
 @click.option("--cutoff", type=click.Choice(["soft", "hard"]), default="soft", show_default=True,
               help="soft: let in-flight requests finish; hard: cancel them (reconciled next run).")
 @click.option("--summary", "summary_path", type=click.Path(path_type=Path),
-              help="Write a JSON summary for monitoring here (atomically).")
+              help="Write a JSON summary for monitoring here (atomically); - for standard output.")
 @click.option("--skip-existing", is_flag=True,
               help="List the account's images once; skip jobs whose ImageName already exists.")
 @click.option("--replace-failed-images", is_flag=True,

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
+import sys
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ExitCode, JournalError
+from pipeline.files import write_atomic
 from pipeline.run.stats import RunStats, StopReason
 
 
@@ -29,35 +29,36 @@ def summary_document(stats: RunStats, *, stop: StopReason | None, detail: str | 
     }
 
 
+_LINE_COUNTERS = (("imported", "imported"), ("adopted", "adopted"), ("skipped_done", "already done"),
+                  ("existing", "existing"), ("failed", "failed"), ("invalid", "invalid"),
+                  ("skipped_failed", "skipped (failed before)"), ("in_doubt", "in doubt"),
+                  ("deferred", "deferred"))
+
+
 def summary_line(stats: RunStats, elapsed: float) -> str:
-    """One line for people at the end of a run."""
-    return (f"rows {stats.rows}: imported {stats.imported}, adopted {stats.adopted}, "
-            f"already done {stats.skipped_done}, existing {stats.existing}, failed {stats.failed}, "
-            f"invalid {stats.invalid}, "
-            f"skipped (failed before) {stats.skipped_failed}, in doubt {stats.in_doubt}, "
-            f"deferred {stats.deferred}; {stats.requests} ImportImage requests "
-            f"({stats.throttled} throttled, {stats.retries} retries) in {elapsed:.1f}s")
+    """One line for people at the end of a run: only the counters that are not zero
+    (``rows 24: imported 24 in 2.3 s``); the request count when it tells more than that."""
+    parts = [f"{label} {getattr(stats, name)}" for name, label in _LINE_COUNTERS if getattr(stats, name)]
+    line = f"rows {stats.rows}: {', '.join(parts) or 'nothing to do'}"
+    extra = [f"{n} {label}" for n, label in ((stats.throttled, "throttled"), (stats.retries, "retries")) if n]
+    if extra or stats.requests != stats.imported:
+        line += f"; {stats.requests} ImportImage requests" + (f" ({', '.join(extra)})" if extra else "")
+    return f"{line} in {elapsed:.1f} s"
 
 
 def write_private_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (temp file, fsync, rename), readable by the owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``text`` to ``path`` atomically (``files.write_atomic``), readable by the owner only;
+    ``-`` writes it to standard output instead."""
+    if str(path) == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        write_atomic(path, text.encode("utf-8"))
     except OSError as exc:
-        raise JournalError(f"cannot write {path}: {exc.strerror}") from exc
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        raise JournalError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 def write_summary(path: Path, document: dict[str, Any]) -> None:
-    """Write the summary JSON atomically."""
+    """Write the summary JSON atomically (``-``: to standard output)."""
     write_private_atomic(path, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
