@@ -20,7 +20,8 @@ from tests.run_helpers import SimProcess, cli, run_against, write_jobs
 def test_summary_line_lists_only_counters_that_are_not_zero() -> None:
     assert summary_line(RunStats(rows=24, imported=24, requests=24), 2.34) == "rows 24: imported 24 in 2.3 s"
     line = summary_line(RunStats(rows=30, imported=20, invalid=3, deferred=7, requests=26, throttled=6), 9.0)
-    assert line == "rows 30: imported 20, invalid 3, deferred 7; 26 ImportImage requests (6 throttled) in 9.0 s"
+    assert line == ("rows 30: imported 20, invalid 3, deferred 7; 26 ImportImage requests (6 throttled) "
+                    "in 9.0 s")
     assert summary_line(RunStats(), 0.05) == "rows 0: nothing to do in 0.1 s"
 
 
