@@ -181,8 +181,8 @@ class FakeEns:
             raise ApiError(code="ServiceUnavailable", message="The request has failed due to a "
                            "temporary failure of the server.", status=503, request_id=request_id)
         if outcome == RESIGN:
-            raise ApiError(code="SignatureNonceUsed", message="nonce used", status=400,
-                           request_id=request_id)
+            raise ApiError(code="InvalidTimeStamp.Expired", message="The request date is too old.",
+                           status=400, request_id=request_id)
         if outcome == NOT_SENT:
             raise TransportError("connection refused", delivery=Delivery.NOT_SENT)
         if outcome == MAYBE_SENT_CREATED:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.ens.classify import Disposition, classify, is_clock_skew, is_systemic, rejects_credentials
+from pipeline.ens.classify import (
+    Disposition,
+    classify,
+    classify_import,
+    is_clock_skew,
+    is_systemic,
+    rejects_credentials,
+)
 from pipeline.errors import ApiError, BadResponse, Delivery, TransportError
 
 D = Disposition
@@ -134,3 +141,36 @@ def test_every_ens_error_carries_code_status_and_request_id() -> None:
     assert (bad.code, bad.status, bad.request_id) == ("HTTP502", 502, None)
     lost = TransportError("reset", delivery=Delivery.MAYBE_SENT)
     assert (lost.code, lost.status, lost.request_id) == ("Transport.MaybeSent", None, None)
+
+
+# (error, disposition of ImportImage): a creating call treats every answer that may follow a
+# created image as ambiguous (design.md §4), unlike a read-only Describe page.
+IMPORT_ERRORS: list[tuple[ApiError | TransportError | BadResponse, Disposition]] = [
+    (_api("ServiceUnavailable", 503), D.AMBIGUOUS),
+    (_api("InternalError", 500), D.AMBIGUOUS),
+    (_api("UnknownError", 500), D.AMBIGUOUS),
+    (_api("SomethingNew", 502), D.AMBIGUOUS),
+    (_api("SignatureNonceUsed", 400), D.AMBIGUOUS),
+    (BadResponse(status=503, body_start="<html>", delivery=Delivery.MAYBE_SENT), D.AMBIGUOUS),
+    (BadResponse(status=502, body_start="<html>", delivery=Delivery.ANSWERED), D.AMBIGUOUS),
+    (TransportError("read timeout", delivery=Delivery.MAYBE_SENT), D.AMBIGUOUS),
+    (TransportError("refused", delivery=Delivery.NOT_SENT), D.RETRY),
+    (_api("Throttling.User", 400), D.THROTTLED),
+    (_api("InvalidTimeStamp.Expired", 400), D.RESIGN),
+    (_api("InvalidParameter", 400), D.PERMANENT),
+    (_api("NoPermission", 403), D.PERMANENT),
+    (BadResponse(status=404, body_start="<html>", delivery=Delivery.ANSWERED), D.PERMANENT),
+]
+
+
+@pytest.mark.parametrize(("error", "expected"), IMPORT_ERRORS, ids=lambda v: getattr(v, "code", v))
+def test_import_errors(error: ApiError, expected: Disposition) -> None:
+    """ImportImage: any 5xx (JSON body or not) and SignatureNonceUsed may follow a created image
+    (an earlier copy of a never-reused nonce reached ENS): reconcile, never resend blindly."""
+    assert classify_import(error) is expected
+
+
+def test_read_only_calls_keep_retrying_5xx() -> None:
+    """A Describe page may be resent on a 503: classify (not classify_import) says RETRY."""
+    assert classify(_api("ServiceUnavailable", 503)) is D.RETRY
+    assert classify(_api("SignatureNonceUsed", 400)) is D.RESIGN

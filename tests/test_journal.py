@@ -87,6 +87,24 @@ def test_lock_exclusive_within_one_process(tmp_path: Path) -> None:
         os.close(fd)
 
 
+def test_lock_shared_through_a_symlink(tmp_path: Path) -> None:
+    """A journal reached through a symlink (or another spelling of its path) shares the lock of
+    the file it points to: a second run is refused, not let in beside the first (D3)."""
+    real = tmp_path / "real" / "run.jsonl"
+    real.parent.mkdir()
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(real)
+    fd = acquire_lock(real)
+    try:
+        with pytest.raises(JournalLocked):
+            acquire_lock(link)
+        with pytest.raises(JournalLocked):
+            acquire_lock(tmp_path / "real" / ".." / "real" / "run.jsonl")
+        assert lock_path(link) == lock_path(real)
+    finally:
+        os.close(fd)
+
+
 def test_lock_in_impossible_place(tmp_path: Path) -> None:
     """A lock that cannot be created is a JournalError, not a traceback."""
     blocker = tmp_path / "file"
@@ -292,3 +310,22 @@ async def test_unknown_value_fails_before_queueing(tmp_path: Path) -> None:
         with pytest.raises(TypeError):
             await writer.append(r.JOB_FAILED, "k", {"message": object()})
     assert writer.path.read_bytes() == b""
+
+
+def test_torn_tail_repair_says_how_many_bytes_it_dropped(tmp_path: Path) -> None:
+    """A run resuming a journal whose last line was torn warns on stderr (its log) with the
+    number of bytes it cut off, instead of resuming without a word."""
+    from tests.run_helpers import cli, write_jobs
+
+    jobs = tmp_path / "jobs.csv"
+    write_jobs(jobs, 2)
+    journal = tmp_path / "j.jsonl"
+    first = cli("run", str(jobs), "--simulate", "--journal", str(journal), "--quiet")
+    assert first.returncode == 0, first.stderr
+    torn = b'{"v":1,"ts":"2026-01-01T00:00:00.000Z","event":"job.att'
+    with journal.open("ab") as handle:
+        handle.write(torn)
+    second = cli("run", str(jobs), "--simulate", "--journal", str(journal), "--quiet")
+    assert second.returncode == 0, second.stderr
+    assert f"dropped {len(torn)} bytes" in second.stderr
+    assert not journal.read_bytes().endswith(torn)

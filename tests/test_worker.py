@@ -209,7 +209,7 @@ async def test_not_sent_resent_without_lookup(journal: Path, api: FakeEns) -> No
 
 @pytest.mark.asyncio
 async def test_resign_retried_once(journal: Path, api: FakeEns) -> None:
-    """A nonce/timestamp rejection is re-signed and sent once more, without using an attempt."""
+    """A timestamp rejection is re-signed and sent once more, without using an attempt."""
     api.script(JOB.name, RESIGN, OK)
     ctx = make_ctx(api, JournalWriter(journal), policy=RetryPolicy(max_attempts=1))
     await run_process(ctx)
@@ -219,10 +219,10 @@ async def test_resign_retried_once(journal: Path, api: FakeEns) -> None:
 
 @pytest.mark.asyncio
 async def test_resign_twice_fails(journal: Path, api: FakeEns) -> None:
-    """A second nonce/timestamp rejection is recorded failed."""
+    """A second timestamp rejection is recorded failed."""
     api.script(JOB.name, RESIGN, RESIGN, OK)
     await run_process(make_ctx(api, JournalWriter(journal)))
-    assert ledger_of(journal).jobs[JOB.name].code == "SignatureNonceUsed"
+    assert ledger_of(journal).jobs[JOB.name].code == "InvalidTimeStamp.Expired"
     assert api.import_calls() == 2
 
 

@@ -25,7 +25,7 @@ from pipeline.joblist.rules import job_rules
 from pipeline.joblist.validate import InvalidRow, iter_rows
 from pipeline.journal.ledger import Ledger
 from pipeline.journal.lock import acquire_lock
-from pipeline.journal.reader import read_ledger, repair_tail
+from pipeline.journal.reader import read_ledger, repair_and_warn
 from pipeline.journal.writer import JournalWriter
 from pipeline.log import configure_logging
 from pipeline.report.progress import Progress
@@ -107,7 +107,7 @@ def run(jobs: tuple[str, ...], journal: Path | None, config_path: Path | None, d
                          journal=journal_path) as target:
             configure_logging(fmt=settings.log_format, quiet=quiet,
                               secrets=())
-            repair_tail(journal_path)
+            repair_and_warn(journal_path)
             ledger = read_ledger(journal_path)
             # The ledger is long-lived and large; keep the cyclic GC from walking it in mid-run
             # (a full collection over a big ledger stalls every request in flight).

@@ -19,7 +19,7 @@ from pipeline.ens.listing import Paging
 from pipeline.ens.transport import open_exchange
 from pipeline.errors import ExitCode, UsageError
 from pipeline.journal.lock import acquire_lock
-from pipeline.journal.reader import read_ledger, repair_tail
+from pipeline.journal.reader import read_ledger, repair_and_warn
 from pipeline.journal.writer import JournalWriter
 from pipeline.log import configure_logging
 from pipeline.run.limits import Lookup
@@ -114,11 +114,11 @@ def watch(journal: Path, config_path: Path | None, insecure_http: bool, wait_tim
     timeout = parse_duration(wait_timeout, "--wait-timeout")
     lock_fd = acquire_lock(journal)
     try:
-        repair_tail(journal)
         with open_target(simulate=simulate, settings=settings, insecure_http=insecure_http,
                          journal=journal) as target:
             configure_logging(fmt=settings.log_format, quiet=quiet,
                               secrets=())
+            repair_and_warn(journal)
             target.check_journal(read_ledger(journal), journal)
             started = time.monotonic()
             result = anyio.run(lambda: wait_phase(journal, target, settings, image_timeout=timeout,

@@ -49,6 +49,23 @@ def classify(error: EnsError) -> Disposition:
     return Disposition.PERMANENT
 
 
+AMBIGUOUS_IMPORT_CODES: frozenset[str] = frozenset({"SignatureNonceUsed"})
+"""Answers to a creating call that prove an earlier copy of the request reached ENS: the tool
+never reuses a nonce, so "nonce used" means this very request was received before."""
+
+
+def classify_import(error: EnsError) -> Disposition:
+    """Like ``classify``, for a call that creates something (ImportImage): any 5xx answer (JSON
+    body or not: ``ServiceUnavailable`` may come after the backend created the image) and
+    ``SignatureNonceUsed`` are ambiguous, never "safe to resend" (design.md §4)."""
+    status = error.status
+    if isinstance(error, ApiError) and error.code in AMBIGUOUS_IMPORT_CODES:
+        return Disposition.AMBIGUOUS
+    if status is not None and status >= 500 and error.delivery is not Delivery.NOT_SENT:
+        return Disposition.AMBIGUOUS
+    return classify(error)
+
+
 def rejects_credentials(error: EnsError) -> bool:
     """True when ENS refused who we are (key, secret, token, signature), not what we asked for:
     every later request would be refused alike. Permission and clock errors are not this."""

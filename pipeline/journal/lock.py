@@ -14,8 +14,10 @@ _FILE_MODE = 0o600
 
 
 def lock_path(path: Path) -> Path:
-    """The lock file beside a journal."""
-    return path.with_name(path.name + ".lock")
+    """The lock file beside the journal's resolved path: a symlink, a relative spelling or a
+    ``..`` detour to the same file all share one lock (design.md §4.5)."""
+    real = path.resolve()
+    return real.with_name(real.name + ".lock")
 
 
 def acquire_lock(path: Path) -> int:

@@ -9,10 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import structlog
 
 from pipeline.errors import JournalError
 from pipeline.journal.ledger import Ledger, fold
 from pipeline.journal.records import SCHEMA_VERSION
+
+log = structlog.get_logger("ens_migrate.journal")
 
 
 def repair_tail(path: Path) -> int:
@@ -45,6 +48,19 @@ def repair_tail(path: Path) -> int:
         return size - keep
     finally:
         os.close(fd)
+
+
+def repair_and_warn(path: Path) -> int:
+    """``repair_tail``, saying so on stderr (the run's log) when bytes were dropped: a cut journal
+    resumed without a word would hide that the jobs of the lost records look undone."""
+    dropped = repair_tail(path)
+    if dropped:
+        log.warning("ens_migrate.journal.torn_tail_repaired",
+                    message=f"the journal's last line was torn (a crash mid-write): dropped {dropped} "
+                            f"bytes from the end of {path}; the jobs of that record are in doubt or "
+                            "pending and will be reconciled",
+                    journal=str(path), dropped_bytes=dropped)
+    return dropped
 
 
 def _decode(raw: bytes) -> Any:

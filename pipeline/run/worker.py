@@ -12,7 +12,7 @@ from typing import Any, Protocol
 import anyio
 import structlog
 
-from pipeline.ens.classify import Disposition, classify
+from pipeline.ens.classify import Disposition, classify, classify_import
 from pipeline.errors import ApiError, CredentialsExpired, EnsError
 from pipeline.joblist.job import Job
 from pipeline.journal import records as r
@@ -204,7 +204,7 @@ async def _send(ctx: WorkerContext, job: Job, seq: int, known_ids: tuple[str, ..
             await _credentials_expired(ctx, job, seq, exc)
             return
         except EnsError as exc:
-            disposition = classify(exc)
+            disposition = classify_import(exc)
             fields = _error_fields(exc)
             fields.update(fp=fingerprint, attempt=seq)
             if disposition is Disposition.THROTTLED:
