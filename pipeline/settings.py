@@ -88,6 +88,10 @@ def _coerce(name: str, raw: object, origin: str) -> Any:
     return value
 
 
+ENV_REGION_ID = "ALIBABA_CLOUD_REGION_ID"
+"""The region default when no flag, ENS_MIGRATE_REGION or config file names one."""
+
+
 def resolve_settings(*, flags: Mapping[str, object], env: Mapping[str, str],
                      file_section: Mapping[str, object], file_name: str) -> RunSettings:
     """Merge the four layers; each value is checked where it came from, so errors name the source."""
@@ -105,4 +109,7 @@ def resolve_settings(*, flags: Mapping[str, object], env: Mapping[str, str],
             values[name] = _coerce(name, env[env_name], f"environment {env_name}")
         elif name in file_section:
             values[name] = _coerce(name, file_section[name], f"{file_name} [run]")
+        elif name == "region" and env.get(ENV_REGION_ID, "").strip():
+            # The SDK's and the aliyun CLI's region variable, below our own layers.
+            values[name] = _coerce(name, env[ENV_REGION_ID].strip(), f"environment {ENV_REGION_ID}")
     return RunSettings(**values)
