@@ -164,3 +164,23 @@ def test_no_credentials_fails_fast(tmp_path: Path) -> None:
     assert "no Alibaba Cloud credentials found" in result.stderr
     assert "ALIBABA_CLOUD_ECS_METADATA_DISABLED=true" in result.stderr
 
+
+
+def test_fresh_credentials_refused_as_expired_stop_resumably(tmp_path: Path) -> None:
+    """The gateway's clock runs 10 minutes ahead, so it calls even fresh 5-minute credentials
+    expired: renewed once, refused again, then exit 3 naming the clock; nothing failed."""
+    token_file = tmp_path / "oidc-token"
+    token_file.write_text(OIDC_TOKEN, encoding="utf-8")
+    write_jobs(tmp_path / "jobs.csv", 5)
+    with SimProcess("--sts-ttl", "300", "--clock-offset", "600") as sim:
+        env = {**NO_ENV_KEYS, "ALIBABA_CLOUD_ROLE_ARN": ROLE_ARN,
+               "ALIBABA_CLOUD_OIDC_PROVIDER_ARN": "acs:ram::1234567890:oidc-provider/ack",
+               "ALIBABA_CLOUD_OIDC_TOKEN_FILE": str(token_file), "ALIBABA_CLOUD_STS_ENDPOINT": sim.url}
+        result = cli("run", str(tmp_path / "jobs.csv"), "--endpoint", sim.url, "--journal",
+                     str(tmp_path / "j.jsonl"), "--summary", str(tmp_path / "s.json"), env=env)
+    assert result.returncode == 3, result.stderr[-3000:]
+    assert "check the local clock" in result.stderr
+    summary = json.loads((tmp_path / "s.json").read_text(encoding="utf-8"))
+    assert summary["counts"]["failed"] == 0
+    assert summary["stopped"] == "credentials"
+    assert OIDC_TOKEN not in result.stderr + result.stdout

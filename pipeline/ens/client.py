@@ -15,7 +15,7 @@ from pipeline.ens.credentials import Credentials, CredentialSource, StaticCreden
 from pipeline.ens.endpoint import Endpoint
 from pipeline.ens.listing import Paging, pages
 from pipeline.ens.transport import Answer, Exchange
-from pipeline.errors import ApiError, BadResponse, Delivery
+from pipeline.errors import ApiError, BadResponse, CredentialsExpired, Delivery
 
 USER_AGENT = f"ens-migrate/{__version__}"
 PAGE_SIZE = 50
@@ -184,6 +184,12 @@ class EnsClient:
             if code is not None:
                 fresh = await source.renew(creds, code)
                 answer = await self._wire.post(*self._signed(action, params, fresh), context=context)
+                if 400 <= answer.status < 500 and stale_credentials(answer.body, renewable=False):
+                    # Refused again at the gateway: never a job failure, but no use going on.
+                    raise CredentialsExpired(
+                        f"ENS calls even freshly renewed credentials from {source.description} expired "
+                        f"({action}); check the local clock (NTP) and the source, then run again to "
+                        "resume (pending jobs are not failed)")
         return answer
 
     def _signed(self, action: str, params: Mapping[str, str],

@@ -39,7 +39,7 @@ class SimulatorState:
         """Wall clock (epoch seconds): creation times, lifecycle, x-acs-date checks."""
         self.monotonic = monotonic
         """Monotonic clock: quota and peaks."""
-        self.sts = StsIssuer(config.sts_ttl, wall)
+        self.sts = StsIssuer(config.sts_ttl, wall, gateway_offset=config.clock_offset)
         """STS on the same port: the temporary credentials it issued and their expiry."""
         self.verifier = Verifier(
             access_key_id=config.access_key_id, access_key_secret=config.access_key_secret,

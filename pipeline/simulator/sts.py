@@ -30,9 +30,12 @@ class Issued:
 class StsIssuer:
     """Hands out temporary credentials and remembers them for the gateway."""
 
-    def __init__(self, ttl: float, wall: Callable[[], float] = time.time) -> None:
+    def __init__(self, ttl: float, wall: Callable[[], float] = time.time, *,
+                 gateway_offset: float = 0.0) -> None:
         self.ttl = ttl
         self._wall = wall
+        self._offset = gateway_offset
+        """The gateway's clock skew (``--clock-offset``): it judges expiry by its own clock."""
         self.issued: dict[str, Issued] = {}
         self.count = 0
 
@@ -41,8 +44,8 @@ class StsIssuer:
         return self.issued.get(key_id)
 
     def expired(self, issued: Issued) -> bool:
-        """True once ``issued`` has run out."""
-        return self._wall() >= issued.expires_at
+        """True once ``issued`` has run out, by the gateway's clock."""
+        return self._wall() + self._offset >= issued.expires_at
 
     def handle(self, action: str, params: dict[str, str], request_id: str, host: str | None) -> Reply:
         """Answer one STS call (the signature of AssumeRole was checked by the caller)."""
