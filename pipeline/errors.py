@@ -103,6 +103,12 @@ class JobListError(EnsMigrateError):
         super().__init__(f"{where}: {reason}")
 
 
+class StoppedAtStartup(EnsMigrateError):
+    """SIGINT or SIGTERM arrived before any import was sent (config, journal fold, credentials)."""
+
+    exit_code = ExitCode.STOPPED
+
+
 class JournalError(EnsMigrateError):
     """The journal cannot be opened, read or written."""
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import signal
 import time
 from pathlib import Path
@@ -45,3 +47,38 @@ def test_sigterm_drains_at_once_during_a_retry_after_pause(tmp_path: Path) -> No
         code, took, err = _term_after('"throttled":true', sim, tmp_path, "--rate", "20", "--concurrency", "8")
     assert code == 3, err
     assert took < DRAIN_LIMIT, f"exit {took:.1f} s after SIGTERM"
+
+
+def _open_writer_when_read(fifo: Path, deadline: float) -> int:
+    """Open the FIFO's write end once the run has opened its read end (it is then blocked
+    reading its config: start-up, before any import)."""
+    while time.monotonic() < deadline:
+        try:
+            return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:
+                raise
+            time.sleep(0.02)
+    raise AssertionError("the run never opened its config")
+
+
+def test_sigterm_during_start_up_exits_3_not_143(tmp_path: Path) -> None:
+    """SIGTERM while the run is still starting (here: reading its config) was the default
+    action, 143 with no summary; the handlers are installed first, so it is exit 3."""
+    jobs, journal, fifo = tmp_path / "jobs.csv", tmp_path / "j.jsonl", tmp_path / "config.toml"
+    write_jobs(jobs, 5)
+    os.mkfifo(fifo)
+    proc = cli_popen("run", str(jobs), "--endpoint", "http://127.0.0.1:9", "--journal", str(journal),
+                     "--config", str(fifo))
+    try:
+        writer = _open_writer_when_read(fifo, time.monotonic() + 30)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+        os.close(writer)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 3, err
+    assert "stopped by SIGTERM during start-up" in err
+    assert "Traceback" not in err

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +22,7 @@ from pipeline.config import load_config
 from pipeline.ens.client import EnsClient
 from pipeline.ens.listing import Paging
 from pipeline.ens.transport import open_exchange
-from pipeline.errors import EnsError, UsageError
+from pipeline.errors import EnsError, StoppedAtStartup, UsageError
 from pipeline.joblist.rules import job_rules
 from pipeline.joblist.validate import InvalidRow, iter_rows
 from pipeline.journal.ledger import Ledger
@@ -84,6 +86,46 @@ def run(jobs: tuple[str, ...], journal: Path | None, config_path: Path | None, d
         wait_timeout: str, poll_interval: float, skip_existing: bool, replace_failed_images: bool,
         **flags: Any) -> int:
     """Import every job of JOBS (CSV, JSON, JSON Lines) not done yet."""
+    early = EarlySignals()
+    early.install()
+    try:
+        return _run(early, jobs, journal, config_path, dry_run, simulate, retry_failed, insecure_http,
+                    max_duration, deadline, cutoff, summary_path, quiet, wait, wait_timeout,
+                    poll_interval, skip_existing, replace_failed_images, flags)
+    finally:
+        early.restore()
+
+
+class EarlySignals:
+    """SIGINT/SIGTERM handlers from the first line of ``run``: until the migration's own handlers
+    take over, a stop raises ``StoppedAtStartup`` (exit 3, nothing sent); once it has started, a
+    signal is only remembered, and the migration stops as soon as its handlers are in place."""
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+        self.starting = True
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._handle)
+
+    def restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.received = signal.Signals(signum).name
+        if self.starting:
+            raise StoppedAtStartup(f"stopped by {self.received} during start-up, before any import "
+                                   "was sent; run again to resume")
+
+
+def _run(early: EarlySignals, jobs: tuple[str, ...], journal: Path | None, config_path: Path | None,
+         dry_run: bool, simulate: bool, retry_failed: bool, insecure_http: bool,
+         max_duration: str | None, deadline: str | None, cutoff: str, summary_path: Path | None,
+         quiet: bool, wait: bool, wait_timeout: str, poll_interval: float, skip_existing: bool,
+         replace_failed_images: bool, flags: dict[str, Any]) -> int:
     config = load_config(config_path)
     rules = job_rules(config)
     settings = resolve_settings(flags=flags, env=os.environ,
@@ -118,8 +160,9 @@ def run(jobs: tuple[str, ...], journal: Path | None, config_path: Path | None, d
             options = _Options(retry_failed=retry_failed, stop_after=stop_after, hard=cutoff == "hard",
                                quiet=quiet, skip_existing=skip_existing,
                                replace_failed_images=replace_failed_images)
+            early.starting = False  # from here the run's own handlers stop it (run.end, exit 3)
             outcome = anyio.run(_migrate, jobs, rules, journal_path, ledger, settings,
-                                target, options)
+                                target, options, lambda: early.received)
             elapsed = time.monotonic() - started
             waited = None
             if wait and outcome.stop is None:
@@ -167,7 +210,8 @@ class _Options:
 
 
 async def _migrate(jobs: tuple[str, ...], rules: Any, journal_path: Path, ledger: Ledger,
-                   settings: RunSettings, target: Target, options: _Options) -> RunOutcome:
+                   settings: RunSettings, target: Target, options: _Options,
+                   early_signal: Callable[[], str | None]) -> RunOutcome:
     endpoint, credentials = target.endpoint, target.credentials
     stop_after, quiet = options.stop_after, options.quiet
     start_rate = min(settings.rate, ledger.learned_rate * 1.05) if ledger.learned_rate else None
@@ -196,7 +240,7 @@ async def _migrate(jobs: tuple[str, ...], rules: Any, journal_path: Path, ledger
                               retry_failed=options.retry_failed,
                               replace_failed_images=options.replace_failed_images, existing=existing,
                               window=window, progress=None if quiet else display.update,
-                              progress_interval=display.interval,
+                              progress_interval=display.interval, early_signal=early_signal,
                               target=target.name)
         with display:
             return await migration.run(iter_rows(jobs, rules),

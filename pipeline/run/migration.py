@@ -64,8 +64,11 @@ class Migration:
                  progress: Callable[[RunStats], None] | None = None,
                  progress_interval: float = 5.0, target: str | None = None,
                  replace_failed_images: bool = False,
-                 existing: Mapping[str, str] | None = None) -> None:
+                 existing: Mapping[str, str] | None = None,
+                 early_signal: Callable[[], str | None] | None = None) -> None:
         self.ctx = ctx
+        self.early_signal = early_signal
+        """The signal (name) that arrived before this run's handlers were in place, if any."""
         self.replace_failed_images = replace_failed_images
         self.existing = existing
         """``--skip-existing``: ImageName -> ImageId of the account's images, listed once."""
@@ -154,6 +157,10 @@ class Migration:
 
     async def _signals(self) -> None:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
+            if self.early_signal is not None and (early := self.early_signal()):
+                log.warning("ens_migrate.run.draining", message="draining: stopped during start-up",
+                            signal=early)
+                self.ctx.control.stop(StopReason.SIGNAL, f"stopped by {early}; run again to resume")
             async for signum in signals:
                 if signum == signal.SIGHUP:
                     log.info("ens_migrate.run.sighup_ignored", message="SIGHUP ignored; the run goes on")
