@@ -13,6 +13,7 @@ from pipeline.errors import EnsMigrateError, ExitCode
 
 COMMANDS: dict[str, str] = {
     "validate": "pipeline.cli.validate:validate",
+    "discover": "pipeline.cli.discover:discover_command",
     "run": "pipeline.cli.run:run",
     "status": "pipeline.cli.status:status",
     "report": "pipeline.cli.report:report",

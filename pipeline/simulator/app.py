@@ -10,9 +10,11 @@ from urllib.parse import parse_qsl
 import anyio
 
 from pipeline.ens.signing import API_VERSION
+from pipeline.errors import ConfigError
 from pipeline.simulator.actions import READ_ACTIONS, import_image_reply
 from pipeline.simulator.auth import AuthRequest
 from pipeline.simulator.faults import BEFORE, GARBAGE_HTML, ConnectionFinder, drop_connection
+from pipeline.simulator.oss import handle_oss, parse_objects
 from pipeline.simulator.responses import Reply, error_reply, json_reply
 from pipeline.simulator.state import SimulatorState, new_request_id
 from pipeline.simulator.sts import STS_ACTIONS, STS_VERSION
@@ -52,7 +54,8 @@ async def read_body(receive: Receive) -> bytes:
 
 async def send_reply(send: Send, reply: Reply) -> None:
     """Write one complete answer."""
-    headers = [(b"content-type", reply.content_type), (b"content-length", str(len(reply.body)).encode()),
+    length = len(reply.body) if reply.content_length is None else reply.content_length
+    headers = [(b"content-type", reply.content_type), (b"content-length", str(length).encode()),
                *reply.headers]
     await send({"type": "http.response.start", "status": reply.status, "headers": headers})
     await send({"type": "http.response.body", "body": reply.body, "more_body": False})
@@ -91,9 +94,16 @@ class SimulatorApp:
         if path == "/":
             await self._api(scope, receive, send, body)
         elif path.startswith("/_sim/"):
-            await send_reply(send, self._inspect(scope))
+            await send_reply(send, self._inspect(scope, body))
         else:
-            await send_reply(send, _not_found(new_request_id(), None))
+            # Path style OSS on the same port: /<bucket>/<key> (a bucket name has no '_').
+            await send_reply(send, self._oss(scope))
+
+    def _oss(self, scope: Scope) -> Reply:
+        headers = {k.decode("latin-1").lower(): v.decode("utf-8", "replace") for k, v in scope["headers"]}
+        state = self.state
+        return handle_oss(state.oss, state.oss_verifier, scope["method"], scope["path"],
+                          scope["query_string"], headers, new_request_id(), state.monotonic())
 
     @staticmethod
     async def _lifespan(receive: Receive, send: Send) -> None:
@@ -219,7 +229,7 @@ class SimulatorApp:
             await anyio.sleep(config.slow_seconds)
         return import_image_reply(image, request_id)
 
-    def _inspect(self, scope: Scope) -> Reply:
+    def _inspect(self, scope: Scope, body: bytes = b"") -> Reply:
         request_id = new_request_id()
         if not _is_loopback(scope):
             return error_reply(403, "Forbidden", "The /_sim endpoints answer loopback clients only.",
@@ -241,6 +251,16 @@ class SimulatorApp:
                                    request_id=request_id, host=None)
             image = state.create_image(params, request_id, count=False)
             return json_reply({"ImageId": image.image_id, "RequestId": request_id})
+        if route == ("GET", "/_sim/oss"):
+            return json_reply({"Calls": dict(state.oss.calls), "Times": state.oss.times})
+        if route == ("POST", "/_sim/oss/objects"):
+            # More objects uploaded (JSON Lines, as --oss-objects): "the catalog grows".
+            try:
+                added = parse_objects(body.decode("utf-8").splitlines(), "POST /_sim/oss/objects")
+            except (ConfigError, UnicodeDecodeError) as exc:
+                return error_reply(400, "InvalidParameter", str(exc), request_id=request_id, host=None)
+            state.oss.add(added)
+            return json_reply({"Added": len(added), "RequestId": request_id})
         if route == ("POST", "/_sim/reset"):
             state.reset()
             return json_reply({"Reset": True})

@@ -70,13 +70,18 @@ from pipeline.simulator.server import serve_simulator
 @click.option("--tls-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where --tls writes its CA, certificate and key (default: a temporary folder, "
                    "removed on exit).")
+@click.option("--oss-objects", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="Serve these OSS objects (JSON Lines: bucket, key, size, first_bytes base64) path style "
+                   "on the same port; ImportImage then fails an image whose object is missing.")
+@click.option("--oss-deny-bucket", "oss_denied", multiple=True,
+              help="An OSS bucket that answers 403 AccessDenied (repeatable).")
 def simulator(
     host: str, port: int, quota: int, burst: int | None, latency: str, faults: tuple[str, ...],
     slow_seconds: float, seed: int | None, state_file: Path | None, available_after: float,
     fail_fraction: float, deny_all: bool, retry_after_ms: int | None, clock_offset: float,
     describe_quota: int, max_page_size: int, describe_faults: tuple[str, ...],
     delete_faults: tuple[str, ...], sts_ttl: float,
-    tls: bool, tls_dir: Path | None,
+    tls: bool, tls_dir: Path | None, oss_objects: Path | None, oss_denied: tuple[str, ...],
 ) -> None:
     """Serve a fake ENS endpoint (ImportImage, DescribeImages, DescribeSelfImages, DeleteImage),
     and STS (AssumeRole, AssumeRoleWithOIDC) on the same port.
@@ -102,6 +107,7 @@ def simulator(
             describe_faults=dict(parse_fault(f, DESCRIBE_FAULTS) for f in describe_faults),
             delete_faults=dict(parse_fault(f, DELETE_FAULTS) for f in delete_faults),
             tls_dir=tls_dir or temporary,
+            oss_objects=oss_objects, oss_denied_buckets=frozenset(oss_denied),
         )
         asyncio.run(_serve(config, from_environment=keys.from_environment))
     except ConfigError as exc:

@@ -101,6 +101,11 @@ class SimulatorConfig:
     """DELETE_FAULTS name to probability."""
     tls_dir: Path | None = None
     """Serve HTTPS with a fresh CA and 127.0.0.1/localhost certificate written here; None: plain HTTP."""
+    oss_objects: Path | None = None
+    """JSON Lines of OSS objects (bucket, key, size, first_bytes) the simulated OSS serves; with
+    objects loaded, an ImportImage naming a missing object fails server-side."""
+    oss_denied_buckets: frozenset[str] = frozenset()
+    """Buckets whose every OSS request answers 403 AccessDenied (a missing oss:GetObject grant)."""
 
     def __post_init__(self) -> None:
         faults = MappingProxyType(dict(self.faults))

@@ -20,6 +20,8 @@ class Reply:
     outcome: str
     headers: tuple[tuple[bytes, bytes], ...] = field(default=())
     content_type: bytes = JSON_TYPE
+    content_length: int | None = None
+    """Content-Length when it is not the body's (an OSS HeadObject answers the object's size)."""
 
 
 def json_reply(data: dict[str, Any], *, status: int = 200, outcome: str = "ok",

@@ -12,6 +12,8 @@ from pipeline.simulator.auth import Verifier
 from pipeline.simulator.config import DELETE_FAULTS, DESCRIBE_FAULTS, SimulatorConfig
 from pipeline.simulator.faults import ActionFaults, FaultPlan
 from pipeline.simulator.images import Image, ImageStore, iso, new_image_id
+from pipeline.simulator.oss import OssStore, load_objects, missing_source
+from pipeline.simulator.oss_auth import OssVerifier
 from pipeline.simulator.persist import Persister, load_into
 from pipeline.simulator.quota import Limiter, make_limiter
 from pipeline.simulator.stats import Stats
@@ -52,6 +54,17 @@ class SimulatorState:
         self.delete_faults = ActionFaults(config.delete_faults, self.seed + 2, DELETE_FAULTS)
         self.describe_limiters = self._describe_limiters()
         self.images = ImageStore()
+        self.oss = OssStore(denied=frozenset(config.oss_denied_buckets))
+        """The simulated OSS (path style, same port): ``/<bucket>/<key>``."""
+        if config.oss_objects is not None:
+            self.oss.add(load_objects(config.oss_objects))
+
+        def sts_pair(key_id: str) -> tuple[str, str | None] | None:
+            issued = self.sts.lookup(key_id)
+            return None if issued is None else (issued.secret, issued.token)
+
+        self.oss_verifier = OssVerifier(config.access_key_id, config.access_key_secret,
+                                        security_token=config.security_token, extra=sts_pair, wall=wall)
         self.stats = Stats()
         self.started_at = wall()
         self.persister: Persister | None = None
@@ -68,7 +81,9 @@ class SimulatorState:
         image = Image(
             image_id=image_id, name=params["ImageName"], params=tuple(params.items()),
             created_at=now, ready_at=now + self.config.available_after,
-            final_status=self.faults.final_status(), request_id=request_id,
+            # ENS reads the object after accepting the call: a missing one fails the image later.
+            final_status=("Pack_failed" if missing_source(self.oss, params) else self.faults.final_status()),
+            request_id=request_id,
         )
         self.images.add(image)
         if count:

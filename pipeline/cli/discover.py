@@ -1,0 +1,103 @@
+"""``ens-migrate discover oss://BUCKET/PREFIX``: a job list from a bucket listing."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TextIO, TypeVar
+
+import anyio
+import click
+
+from pipeline.config import load_config
+from pipeline.ens.chain import resolve_source
+from pipeline.joblist.naming import DEFAULT_TEMPLATE, check_template
+from pipeline.log import configure_logging
+from pipeline.oss.client import OssClient
+from pipeline.oss.client import oss_endpoint as resolve_oss_endpoint
+from pipeline.oss.discover import Discovery, discover, write_rows
+from pipeline.oss.source import DEFAULT_INCLUDE, KeyFilter, parse_oss_url
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_LIST_OPTIONS = (
+    click.option("--oss-region", help="Region of the bucket (default: the run's region, cn-beijing)."),
+    click.option("--oss-endpoint", help="OSS endpoint URL (default https://oss-<region>.aliyuncs.com)."),
+    click.option("--include", multiple=True, help=f"Glob of keys to keep (default {DEFAULT_INCLUDE[0]}); "
+                 "repeatable; matched against the key and its last part."),
+    click.option("--exclude", multiple=True, help="Glob of keys to leave out; repeatable."),
+    click.option("--name", "template", default=DEFAULT_TEMPLATE, show_default=True,
+                 help="ImageName template: {stem}, {name}, {parent}, {key}; made valid by README's rule."),
+    click.option("--list-rate", type=float, default=10.0, show_default=True,
+                 help="ListObjectsV2 pages per second at most."),
+)
+
+
+def list_options(command: F) -> F:
+    """The listing options ``discover`` and ``run``/``validate`` with an oss:// source share."""
+    for option in reversed(_LIST_OPTIONS):
+        command = option(command)
+    return command
+
+
+@click.command("discover")
+@click.argument("source")
+@list_options
+@click.option("--format", "fmt", type=click.Choice(["csv", "json", "jsonl"]), default="csv",
+              show_default=True, help="Job-list format written.")
+@click.option("--out", "out_path", default="-", show_default=True, help="Output file, or - for stdout.")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="TOML config file.")
+@click.option("--insecure-http", is_flag=True,
+              help="Allow a plain http:// OSS endpoint that is not loopback.")
+@click.option("--log-format", type=click.Choice(["console", "json"]), default="console")
+def discover_command(source: str, oss_region: str | None, oss_endpoint: str | None,
+                     include: tuple[str, ...], exclude: tuple[str, ...], template: str, list_rate: float,
+                     fmt: str, out_path: str, config_path: Path | None, insecure_http: bool,
+                     log_format: str) -> int:
+    """List oss://BUCKET/PREFIX and write a job list of its image files (ImageName, OSSRegion,
+    OSSBucket, OSSObject); objects that cannot be a job are reported on stderr. Exit 0 when every
+    image file became a job, 1 when some were reported."""
+    configure_logging(fmt=log_format, quiet=True)
+    config = load_config(config_path)
+    region = oss_region or str(config.sections.get("run", {}).get("region", "cn-beijing"))
+    found = anyio.run(lambda: run_discovery(source, region, oss_endpoint,
+                                            include, exclude, template, list_rate, insecure_http))
+    with _output(out_path) as out:
+        written = write_rows(found.rows(), out, fmt)
+    problems = list(found.problems())
+    for line in problems:
+        click.echo(f"ens-migrate: {source}: {line}", err=True)
+    click.echo(f"ens-migrate: {source}: {found.listed} objects listed in {found.pages} pages, "
+               f"{found.skipped} left out by the globs, {written} jobs written, {len(problems)} reported",
+               err=True)
+    return 1 if problems else 0
+
+
+async def run_discovery(source: str, region: str, endpoint: str | None, include: tuple[str, ...],
+                        exclude: tuple[str, ...], template: str, list_rate: float,
+                        insecure_http: bool) -> Discovery:
+    """Resolve credentials and endpoint, list the source, fold it (shared with run/validate)."""
+    where = parse_oss_url(source)
+    check_template(template)
+    credentials = await resolve_source(dict(os.environ), Path.home())
+    keys = KeyFilter(include or DEFAULT_INCLUDE, exclude)
+    async with OssClient(credentials, resolve_oss_endpoint(region, endpoint, allow_insecure=insecure_http),
+                         region) as client:
+        return await discover(client, where, region=region, keys=keys, template=template,
+                              page_interval=1.0 / list_rate if list_rate > 0 else 0.0)
+
+
+@contextlib.contextmanager
+def _output(path: str) -> Iterator[TextIO]:
+    if path == "-":
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    target = Path(path)
+    partial = target.with_name(target.name + ".partial")
+    with partial.open("w", encoding="utf-8", newline="") as handle:
+        yield handle
+    os.replace(partial, target)
