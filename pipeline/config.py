@@ -10,8 +10,17 @@ from types import MappingProxyType
 
 from pipeline.errors import ConfigError
 
-SECTIONS: tuple[str, ...] = ("defaults", "rules", "run", "retry", "breaker", "simulator")
-"""Top-level sections; each is checked by its owner (``[defaults]``/``[rules]``: ``joblist.rules``)."""
+SECTIONS: tuple[str, ...] = ("defaults", "rules", "run", "retry", "breaker")
+"""Top-level sections; each is checked by its owner (``[defaults]``/``[rules]``: ``joblist.rules``,
+``[run]``: ``settings``). ``[retry]`` and ``[breaker]`` name ``[run]`` settings by shorter keys."""
+
+FOLDED: Mapping[str, Mapping[str, str]] = MappingProxyType({
+    "retry": MappingProxyType({"max_attempts": "max_attempts", "max_retry_time": "max_retry_time",
+                               "max_delay": "retry_max_delay"}),
+    "breaker": MappingProxyType({"warmup": "breaker_warmup", "ratio": "breaker_ratio",
+                                 "streak": "breaker_streak"}),
+})
+"""``[retry]``/``[breaker]`` key -> the ``[run]`` setting it sets (read as if written in ``[run]``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,10 +57,25 @@ def parse_config(data: Mapping[str, object], source: str) -> Config:
     """Check a parsed TOML document's sections and build the Config; pure."""
     sections: dict[str, Mapping[str, object]] = {}
     for name, table in data.items():
+        if name == "simulator":
+            raise ConfigError(f"{source}: [simulator] is not read: the simulator takes its settings as "
+                              "flags (`ens-migrate simulator --help`); remove the section")
         if name not in SECTIONS:
             raise ConfigError(f"{source}: unknown section [{name}]; valid sections: "
                               f"{', '.join(f'[{k}]' for k in SECTIONS)}")
         if not isinstance(table, dict):
             raise ConfigError(f"{source}: {name} must be a table: write [{name}] on its own line")
         sections[name] = MappingProxyType(table)
+    run = dict(sections.get("run", {}))
+    for name, keys in FOLDED.items():
+        for key, value in sections.pop(name, {}).items():
+            if key not in keys:
+                raise ConfigError(f"{source}: [{name}] has unknown key {key!r}; valid keys: "
+                                  f"{', '.join(keys)}")
+            if keys[key] in run:
+                raise ConfigError(f"{source}: [{name}] {key} and [run] {keys[key]} are the same setting; "
+                                  "keep one")
+            run[keys[key]] = value
+    if run:
+        sections["run"] = MappingProxyType(run)
     return Config(MappingProxyType(sections), source)

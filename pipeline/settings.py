@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -10,6 +11,8 @@ from typing import Any, Literal, get_args
 from pipeline.errors import ConfigError
 
 ENV_PREFIX = "ENS_MIGRATE_"
+OTHER_ENV: frozenset[str] = frozenset({"ENS_MIGRATE_ECS_METADATA_ENDPOINT"})
+"""``ENS_MIGRATE_*`` variables that are not run settings (read where they apply)."""
 Transport = Literal["aiohttp", "httpx"]
 """The HTTP stack under the ENS client (``pipeline.ens.transport``)."""
 
@@ -113,3 +116,20 @@ def resolve_settings(*, flags: Mapping[str, object], env: Mapping[str, str],
             # The SDK's and the aliyun CLI's region variable, below our own layers.
             values[name] = _coerce(name, env[ENV_REGION_ID].strip(), f"environment {ENV_REGION_ID}")
     return RunSettings(**values)
+
+
+def env_name(setting: str) -> str:
+    """The environment variable of a setting: ``rate`` -> ``ENS_MIGRATE_RATE``."""
+    return ENV_PREFIX + setting.upper()
+
+
+def unknown_env(env: Mapping[str, str]) -> list[str]:
+    """A warning for each ``ENS_MIGRATE_*`` variable that sets nothing (a typo is otherwise
+    silently ignored), naming the closest setting's variable."""
+    known = {env_name(f.name) for f in fields(RunSettings)} | OTHER_ENV
+    warnings = []
+    for name in sorted(k for k in env if k.startswith(ENV_PREFIX) and k not in known):
+        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else f"; settings: {', '.join(sorted(known))}"
+        warnings.append(f"environment variable {name} is not an ens-migrate setting and is ignored{hint}")
+    return warnings

@@ -49,13 +49,27 @@ def test_empty_default_removes_a_builtin_default(tmp_path: Path) -> None:
     assert "OSType" not in job_rules(load_config(path)).defaults
 
 
-def test_other_sections_pass_through_raw(tmp_path: Path) -> None:
-    """[run], [retry], [breaker] and [simulator] are kept as read, for their owners to check."""
-    path = config_file(tmp_path, "[run]\nrate = 5\nanything = 'goes'\n[simulator]\nseed = 1\n")
+def test_run_passes_through_raw_and_retry_breaker_fold_into_it(tmp_path: Path) -> None:
+    """[run] is kept as read, for settings to check; [retry] and [breaker] set the [run] settings
+    they name (they were accepted and ignored: [retry] max_attempts = 1 still made 6 attempts)."""
+    path = config_file(tmp_path, "[run]\nrate = 5\nanything = 'goes'\n[retry]\nmax_attempts = 1\n"
+                                 "max_delay = 2\n[breaker]\nstreak = 3\n")
     config = load_config(path)
     assert {k: dict(v) for k, v in config.sections.items()} == {
-        "run": {"rate": 5, "anything": "goes"}, "simulator": {"seed": 1}}
+        "run": {"rate": 5, "anything": "goes", "max_attempts": 1, "retry_max_delay": 2,
+                "breaker_streak": 3}}
     assert config.source == str(path)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[simulator]\nseed = 1\n", r"\[simulator\] is not read: the simulator takes its settings as flags"),
+    ("[retry]\ntries = 1\n", r"\[retry\] has unknown key 'tries'; valid keys: max_attempts, "),
+    ("[run]\nmax_attempts = 2\n[retry]\nmax_attempts = 1\n", r"are the same setting; keep one"),
+])
+def test_simulator_section_and_unknown_retry_keys_are_refused(tmp_path: Path, text: str,
+                                                              message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(config_file(tmp_path, text))
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -70,7 +84,7 @@ def test_other_sections_pass_through_raw(tmp_path: Path) -> None:
     ("[rules]\nOSType = ['windows']\n", r"\[defaults\] OSType = 'linux' is not allowed by \[rules\] "
      r"OSType = \['windows'\]; change one of them"),
     ("[logging]\nlevel = 'debug'\n", r"unknown section \[logging\]; valid sections: \[defaults\], "
-     r"\[rules\], \[run\], \[retry\], \[breaker\], \[simulator\]"),
+     r"\[rules\], \[run\], \[retry\], \[breaker\]$"),
     ("run = 5\n", r"run must be a table"),
 ])
 def test_bad_config_names_file_key_and_fix(tmp_path: Path, text: str, message: str) -> None:

@@ -16,7 +16,7 @@ import anyio
 import click
 import structlog
 
-from pipeline.cli.target import Target, open_target, target_options
+from pipeline.cli.target import Target, name_env_vars, open_target, setting_options, target_options
 from pipeline.cli.watch import wait_exit_code, wait_line, wait_options, wait_phase
 from pipeline.config import load_config
 from pipeline.ens.client import EnsClient
@@ -40,7 +40,7 @@ from pipeline.run.retry import RetryBudget, RetryPolicy
 from pipeline.run.stats import RunStats, combine
 from pipeline.run.window import parse_duration, seconds_until
 from pipeline.run.worker import Control, WorkerContext
-from pipeline.settings import RunSettings, resolve_settings
+from pipeline.settings import RunSettings, resolve_settings, unknown_env
 
 log = structlog.get_logger("ens_migrate.run")
 
@@ -55,9 +55,11 @@ def default_journal(jobs: tuple[str, ...], *, simulated: bool = False) -> Path:
     return Path("runs") / f"{stem}{'.simulated' if simulated else ''}.journal.jsonl"
 
 
+@name_env_vars
 @click.command("run")
 @click.argument("jobs", nargs=-1, required=True)
 @target_options
+@setting_options
 @click.option("--journal", type=click.Path(path_type=Path),
               help="Journal file (default runs/<list>.journal.jsonl).")
 @click.option("--rate", type=float, help="ImportImage requests per second, never exceeded in any second.")
@@ -130,6 +132,8 @@ def _run(early: EarlySignals, jobs: tuple[str, ...], journal: Path | None, confi
     rules = job_rules(config)
     settings = resolve_settings(flags=flags, env=os.environ,
                                 file_section=config.sections.get("run", {}), file_name=config.source)
+    for warning in unknown_env(os.environ):
+        click.echo(f"ens-migrate: warning: {warning}", err=True)
     journal_path = journal or default_journal(jobs, simulated=simulate)
     # Every flag is checked here, before the lock and before anything is sent.
     stop_after = _window_seconds(max_duration, deadline)

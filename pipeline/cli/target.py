@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,7 +17,7 @@ from pipeline.ens.credentials import Credentials, CredentialSource, StaticCreden
 from pipeline.ens.endpoint import Endpoint, resolve_endpoint
 from pipeline.errors import ConfigError
 from pipeline.journal.ledger import Ledger
-from pipeline.settings import RunSettings
+from pipeline.settings import RunSettings, env_name
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -95,3 +95,33 @@ def open_target(*, simulate: bool, settings: RunSettings, insecure_http: bool,
                      StaticCredentials(Credentials(DEV_ACCESS_KEY_ID, DEV_ACCESS_KEY_SECRET,
                                                    source="simulator development pair")),
                      SIMULATOR)
+
+
+_MORE_SETTINGS: tuple[tuple[str, Any, str], ...] = (
+    ("--connect-timeout", float, "Seconds to open a connection (and to wait for a pooled one)."),
+    ("--max-retry-time", float, "Seconds one job may spend retrying before it is recorded failed."),
+    ("--retry-max-delay", float, "Longest backoff between two tries of a job, seconds."),
+    ("--reconcile-delay", float, "Seconds to wait before looking up a job whose answer was lost."),
+    ("--lookup-rate", float, "DescribeSelfImages calls per second (reconcile, --skip-existing, wait)."),
+    ("--transport", click.Choice(["aiohttp", "httpx"]), "HTTP stack under the ENS client."),
+    ("--breaker-warmup", int, "Answers seen before the circuit breaker may open."),
+    ("--breaker-ratio", float, "Failure ratio of recent answers that opens the circuit breaker."),
+    ("--breaker-streak", int, "Failures in a row that open the circuit breaker."),
+)
+"""The settings that had no flag: every setting has one (flag > environment > config > default)."""
+
+
+def setting_options(command: F) -> F:
+    """The flags of the settings ``run`` has no option of its own for."""
+    for flag, kind, text in reversed(_MORE_SETTINGS):
+        command = click.option(flag, type=kind, help=text)(command)
+    return command
+
+
+def name_env_vars(command: click.Command) -> click.Command:
+    """Append ``[env: ENS_MIGRATE_<NAME>]`` to the help of each option that is a setting."""
+    names = {f.name for f in fields(RunSettings)}
+    for param in command.params:
+        if isinstance(param, click.Option) and param.name in names:
+            param.help = f"{param.help or ''} [env: {env_name(param.name)}]".strip()
+    return command

@@ -12,7 +12,7 @@ import anyio
 import click
 import structlog
 
-from pipeline.cli.target import F, Target, open_target, target_options
+from pipeline.cli.target import F, Target, name_env_vars, open_target, target_options
 from pipeline.config import load_config
 from pipeline.ens.client import EnsClient
 from pipeline.ens.listing import Paging
@@ -25,7 +25,7 @@ from pipeline.log import configure_logging
 from pipeline.run.limits import Lookup
 from pipeline.run.wait import Waiter, WaitResult, pending_images
 from pipeline.run.window import parse_duration
-from pipeline.settings import RunSettings, resolve_settings
+from pipeline.settings import RunSettings, resolve_settings, unknown_env
 
 log = structlog.get_logger("ens_migrate.wait")
 
@@ -93,6 +93,7 @@ def wait_options(command: F) -> F:
                         help="Give up on an image still importing after this long (exit 3).")(command)
 
 
+@name_env_vars
 @click.command("watch")
 @click.option("--journal", type=click.Path(path_type=Path), required=True, help="The run's journal.")
 @target_options
@@ -107,6 +108,8 @@ def watch(journal: Path, config_path: Path | None, insecure_http: bool, wait_tim
     config = load_config(config_path)
     settings = resolve_settings(flags=flags, env=os.environ,
                                 file_section=config.sections.get("run", {}), file_name=config.source)
+    for warning in unknown_env(os.environ):
+        click.echo(f"ens-migrate: warning: {warning}", err=True)
     if not journal.exists():
         raise UsageError(f"--journal {journal}: no such file; give the journal of the run to watch")
     if journal.is_dir():
