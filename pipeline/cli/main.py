@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "status": "pipeline.cli.status:status",
     "report": "pipeline.cli.report:report",
     "watch": "pipeline.cli.watch:watch",
+    "audit": "pipeline.cli.audit:audit_command",
     "simulator": "pipeline.simulator.command:simulator",
 }
 """Subcommand -> where it lives; imported only when used, so `validate` does not pay for the

@@ -34,13 +34,10 @@ lost or "no such image" answer found it gone (``via`` ``gone``)."""
 JOB_DELETE_FAILED = "job.delete_failed"
 """DeleteImage of ``image_id`` did not happen (``code``, ``message``; ``creating`` when the image
 was still Creating)."""
-AUDIT = "audit"
-"""One ``ens-migrate audit`` pass: its counts (no job key)."""
 
 EVENTS = frozenset({
     RUN_START, RUN_END, RATE_LEARNED, JOB_INVALID, JOB_ATTEMPT, JOB_ERROR, JOB_IMPORTED,
     JOB_FAILED, JOB_RECONCILED, JOB_STATUS, JOB_SKIPPED, JOB_DELETE, JOB_DELETED, JOB_DELETE_FAILED,
-    AUDIT,
 })
 
 _ENVELOPE = frozenset({"v", "ts", "event", "key"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -163,3 +163,12 @@ def _message(exc: EnsError) -> str:
 
 def _request_id(exc: EnsError) -> str | None:
     return exc.request_id if isinstance(exc, ApiError) else None
+
+
+async def delete_all(deleter: Deleter, targets: Iterable[tuple[str, str]], *,
+                     reason: str) -> list[tuple[str, str, DeleteResult]]:
+    """Delete each (job, ImageId) in turn (paced by the deleter); return every outcome."""
+    results = []
+    for key, image_id in targets:
+        results.append((key, image_id, await deleter.delete(key, image_id, reason=reason)))
+    return results
