@@ -115,13 +115,7 @@ class SimulatorConfig:
             object.__setattr__(self, "state_file", Path(self.state_file))
         if self.tls_dir is not None:
             object.__setattr__(self, "tls_dir", Path(self.tls_dir))
-        unknown = sorted(set(faults) - set(FAULTS))
-        if unknown:
-            raise ConfigError(f"unknown simulator fault {unknown[0]!r}: choose from {', '.join(FAULTS)}")
-        for name, p in faults.items():
-            _check_fraction(f"fault {name}", p)
-        if math.fsum(faults.values()) > 1.0 + 1e-9:
-            raise ConfigError(f"fault probabilities add up to {math.fsum(faults.values()):g}; at most 1")
+        _check_faults("", faults, FAULTS)
         for label, names, table in (("describe", DESCRIBE_FAULTS, "describe_faults"),
                                     ("delete", DELETE_FAULTS, "delete_faults")):
             chosen = MappingProxyType(dict(getattr(self, table)))
@@ -160,13 +154,15 @@ class SimulatorConfig:
 
 
 def _check_faults(label: str, faults: Mapping[str, float], names: tuple[str, ...]) -> None:
+    """Known names, each a probability, adding up to at most 1; ``label`` names the action."""
+    kind = f"{label} fault" if label else "fault"
     unknown = sorted(set(faults) - set(names))
     if unknown:
-        raise ConfigError(f"unknown simulator {label} fault {unknown[0]!r}: choose from {', '.join(names)}")
+        raise ConfigError(f"unknown simulator {kind} {unknown[0]!r}: choose from {', '.join(names)}")
     for name, p in faults.items():
-        _check_fraction(f"{label} fault {name}", p)
+        _check_fraction(f"{kind} {name}", p)
     if math.fsum(faults.values()) > 1.0 + 1e-9:
-        raise ConfigError(f"{label} fault probabilities add up to {math.fsum(faults.values()):g}; at most 1")
+        raise ConfigError(f"{kind} probabilities add up to {math.fsum(faults.values()):g}; at most 1")
 
 
 def _check_fraction(label: str, value: float) -> None:

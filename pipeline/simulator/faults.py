@@ -38,25 +38,13 @@ class FaultPlan:
 
     def __init__(self, config: SimulatorConfig, seed: int) -> None:
         self._rng = random.Random(seed)
-        self._cumulative: list[tuple[float, str]] = []
-        total = 0.0
-        for name in FAULTS:
-            p = config.fault(name)
-            if p > 0:
-                total += p
-                self._cumulative.append((total, name))
+        self._cumulative = _cumulative(config.faults, FAULTS)
         self._latency = config.latency
         self._fail_fraction = config.fail_fraction
 
     def draw(self) -> str | None:
         """The fault for the next ImportImage, or None."""
-        if not self._cumulative:
-            return None
-        x = self._rng.random()
-        for bound, name in self._cumulative:
-            if x < bound:
-                return name
-        return None
+        return _pick(self._rng, self._cumulative)
 
     def latency(self) -> float:
         """Seconds of service time for the next ImportImage."""
@@ -76,23 +64,33 @@ class ActionFaults:
 
     def __init__(self, faults: Mapping[str, float], seed: int, order: tuple[str, ...]) -> None:
         self._rng = random.Random(seed)
-        self._cumulative: list[tuple[float, str]] = []
-        total = 0.0
-        for name in order:
-            p = faults.get(name, 0.0)
-            if p > 0:
-                total += p
-                self._cumulative.append((total, name))
+        self._cumulative = _cumulative(faults, order)
 
     def draw(self) -> str | None:
         """The fault for the next call, or None."""
-        if not self._cumulative:
-            return None
-        x = self._rng.random()
-        for bound, name in self._cumulative:
-            if x < bound:
-                return name
-        return None
+        return _pick(self._rng, self._cumulative)
+
+
+def _cumulative(faults: Mapping[str, float], order: tuple[str, ...]) -> list[tuple[float, str]]:
+    """(upper bound, name) of each configured fault, in ``order``, for one draw in [0, 1)."""
+    table: list[tuple[float, str]] = []
+    total = 0.0
+    for name in order:
+        p = faults.get(name, 0.0)
+        if p > 0:
+            total += p
+            table.append((total, name))
+    return table
+
+
+def _pick(rng: random.Random, table: list[tuple[float, str]]) -> str | None:
+    if not table:
+        return None  # no draw: a seed's other random numbers stay where they were
+    x = rng.random()
+    for bound, name in table:
+        if x < bound:
+            return name
+    return None
 
 
 ConnectionFinder = Callable[[dict[str, Any]], Any]
