@@ -66,9 +66,7 @@ def audit_command(journal: Path, config_path: Path | None, insecure_http: bool, 
         ledger = read_ledger(journal, detail=True)
         with open_target(simulate=simulate, settings=settings, insecure_http=insecure_http,
                          journal=journal) as target:
-            configure_logging(fmt=settings.log_format, quiet=quiet or as_json,
-                              secrets=(target.credentials.access_key_secret,
-                                       target.credentials.security_token))
+            configure_logging(fmt=settings.log_format, quiet=quiet or as_json, secrets=())
             target.check_journal(ledger, journal)
             report, deletions = anyio.run(_audit, journal, ledger, target, settings, delete_duplicates,
                                           dry_run)
