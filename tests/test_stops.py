@@ -7,7 +7,15 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
+import anyio
+import anyio.abc
+import pytest
+
+from pipeline.ens.endpoint import parse_endpoint
+from pipeline.ens.transport import TRANSPORTS, open_exchange
+from pipeline.errors import Delivery, TransportError
 from tests.run_helpers import FAST, SimProcess, cli_popen, wait_for_line, write_jobs
 
 DRAIN_LIMIT = 8.0
@@ -82,3 +90,38 @@ def test_sigterm_during_start_up_exits_3_not_143(tmp_path: Path) -> None:
     assert proc.returncode == 3, err
     assert "stopped by SIGTERM during start-up" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_timeout_is_a_deadline_for_the_whole_answer(transport: Any) -> None:
+    """An answer trickled a byte every 0.2 s was never cut by ``--timeout`` (an idle-read
+    timeout): it is a deadline now, and the request is reported as maybe sent."""
+    stop = anyio.Event()
+
+    async def trickle(stream: Any) -> None:
+        async with stream:
+            await stream.receive()
+            await stream.send(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                              b"Content-Length: 1000\r\n\r\n")
+            with anyio.move_on_after(20):
+                while not stop.is_set():
+                    await stream.send(b" ")
+                    await anyio.sleep(0.2)
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    endpoint = parse_endpoint(f"http://127.0.0.1:{port}")
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, trickle)
+        started = time.monotonic()
+        async with open_exchange(endpoint, concurrency=1, connect_timeout=0.5, read_timeout=1.0,
+                                 transport=transport) as http:
+            with pytest.raises(TransportError) as caught:
+                await http.post(f"http://127.0.0.1:{port}/?Action=ImportImage", {"host": endpoint.netloc},
+                                context="ImportImage")
+        took = time.monotonic() - started
+        stop.set()
+        tg.cancel_scope.cancel()
+    assert caught.value.delivery is Delivery.MAYBE_SENT
+    assert took < 4.0, f"cut after {took:.1f} s"

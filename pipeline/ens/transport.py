@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol, get_args
 
 import aiohttp
+import anyio
 import httpx
 import yarl
 
@@ -48,11 +49,13 @@ class Exchange(Protocol):
 class HttpxExchange:
     """Posts through an ``httpx.AsyncClient``: its pool, or any transport (MockTransport)."""
 
-    __slots__ = ("_extensions", "_http")
+    __slots__ = ("_deadline", "_extensions", "_http")
 
-    def __init__(self, http: httpx.AsyncClient) -> None:
+    def __init__(self, http: httpx.AsyncClient, deadline: float | None = None) -> None:
         self._http = http
         self._extensions = {"timeout": http.timeout.as_dict()}
+        self._deadline = deadline
+        """Seconds for the whole exchange (None: only httpx's per-read timeouts)."""
 
     async def post(self, url: str, headers: Mapping[str, str], *, context: str) -> Answer:
         """POST through httpx (see ``Exchange.post``)."""
@@ -60,7 +63,8 @@ class HttpxExchange:
         # cookies are not wanted, and merging them costs CPU on every call; its timeout is kept.
         request = httpx.Request("POST", url, headers=headers, extensions=self._extensions)
         try:
-            response = await self._http.send(request)
+            with _deadline(self._deadline):
+                response = await self._http.send(request)
         except (httpx.HTTPError, OSError) as exc:
             raise transport_error(exc, context) from exc
         return Answer(response.status_code, response.headers, response.content)
@@ -69,25 +73,37 @@ class HttpxExchange:
 class AiohttpExchange:
     """Posts straight through an aiohttp session: no httpx models built per call."""
 
-    __slots__ = ("_session", "_timeout")
+    __slots__ = ("_deadline", "_session", "_timeout")
 
-    def __init__(self, session: aiohttp.ClientSession, timeout: aiohttp.ClientTimeout) -> None:
+    def __init__(self, session: aiohttp.ClientSession, timeout: aiohttp.ClientTimeout,
+                 deadline: float | None = None) -> None:
         self._session = session
         self._timeout = timeout
+        self._deadline = deadline
+        """Seconds for the whole exchange: an answer trickled a byte at a time is still cut."""
 
     async def post(self, url: str, headers: Mapping[str, str], *, context: str) -> Answer:
         """POST through aiohttp (see ``Exchange.post``)."""
         try:
-            async with self._session.request(
-                "POST", yarl.URL(url, encoded=True), headers=headers,
-                # The signed headers are the whole truth: no unsigned Content-Type for an empty body.
-                skip_auto_headers=("Content-Type",), allow_redirects=False, auto_decompress=False,
-                compress=False, timeout=self._timeout,
-            ) as response:
-                body = await response.read()
+            with _deadline(self._deadline):
+                return await self._post(url, headers)
         except (aiohttp.ClientError, OSError) as exc:
             raise transport_error(exc, context) from exc
+
+    async def _post(self, url: str, headers: Mapping[str, str]) -> Answer:
+        async with self._session.request(
+            "POST", yarl.URL(url, encoded=True), headers=headers,
+            # The signed headers are the whole truth: no unsigned Content-Type for an empty body.
+            skip_auto_headers=("Content-Type",), allow_redirects=False, auto_decompress=False,
+            compress=False, timeout=self._timeout,
+        ) as response:
+            body = await response.read()
         return Answer(response.status, response.headers, body)
+
+
+def _deadline(seconds: float | None) -> contextlib.AbstractContextManager[object]:
+    """``TimeoutError`` (an ``OSError``: the request may have arrived) once ``seconds`` pass."""
+    return anyio.fail_after(seconds) if seconds is not None else contextlib.nullcontext()
 
 
 @contextlib.asynccontextmanager
@@ -99,7 +115,8 @@ async def open_exchange(
     verified, no redirects, no proxies from the environment, no retries below us; closed on exit.
 
     ``connect_timeout`` also bounds the wait for a free pooled connection (the request has not
-    left then); ``read_timeout`` bounds each read of the answer.
+    left then); ``read_timeout`` bounds each read of the answer, and ``connect_timeout +
+    read_timeout`` the whole exchange (a deadline: an answer that trickles in is cut, ambiguous).
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -108,7 +125,8 @@ async def open_exchange(
         async with aiohttp.ClientSession(connector=connector, trust_env=False,
                                          auto_decompress=False) as session:
             yield AiohttpExchange(session, aiohttp.ClientTimeout(
-                sock_connect=connect_timeout, sock_read=read_timeout, connect=connect_timeout))
+                sock_connect=connect_timeout, sock_read=read_timeout, connect=connect_timeout),
+                deadline=connect_timeout + read_timeout)
         return
     if transport == "httpx":
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -118,7 +136,7 @@ async def open_exchange(
             transport=httpx.AsyncHTTPTransport(verify=True, limits=limits, retries=0),
             timeout=timeout, base_url=endpoint.url, follow_redirects=False, trust_env=False,
         ) as http:
-            yield HttpxExchange(http)
+            yield HttpxExchange(http, deadline=connect_timeout + read_timeout)
         return
     raise ValueError(f"transport must be 'aiohttp' or 'httpx', got {transport!r}")
 
