@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import os
 import signal
 import time
 from collections.abc import Callable
@@ -16,9 +15,9 @@ import anyio
 import click
 import structlog
 
-from pipeline.cli.target import Target, name_env_vars, open_target, setting_options, target_options
+from pipeline.cli.session import journal_session, load_settings
+from pipeline.cli.target import Target, name_env_vars, setting_options, target_options
 from pipeline.cli.watch import wait_exit_code, wait_line, wait_options, wait_phase
-from pipeline.config import load_config
 from pipeline.ens.client import EnsClient
 from pipeline.ens.listing import Paging
 from pipeline.ens.transport import open_exchange
@@ -26,8 +25,7 @@ from pipeline.errors import EnsError, StoppedAtStartup, UsageError
 from pipeline.joblist.rules import job_rules
 from pipeline.joblist.validate import InvalidRow, iter_rows
 from pipeline.journal.ledger import Ledger
-from pipeline.journal.lock import acquire_lock
-from pipeline.journal.reader import read_ledger, repair_and_warn
+from pipeline.journal.reader import read_ledger
 from pipeline.journal.writer import JournalWriter
 from pipeline.log import configure_logging
 from pipeline.report.progress import Progress
@@ -40,7 +38,7 @@ from pipeline.run.retry import RetryBudget, RetryPolicy
 from pipeline.run.stats import RunStats, combine
 from pipeline.run.window import parse_duration, seconds_until
 from pipeline.run.worker import Control, WorkerContext
-from pipeline.settings import RunSettings, resolve_settings, unknown_env
+from pipeline.settings import RunSettings
 
 log = structlog.get_logger("ens_migrate.run")
 
@@ -128,12 +126,8 @@ def _run(early: EarlySignals, jobs: tuple[str, ...], journal: Path | None, confi
          max_duration: str | None, deadline: str | None, cutoff: str, summary_path: Path | None,
          quiet: bool, wait: bool, wait_timeout: str, poll_interval: float, skip_existing: bool,
          replace_failed_images: bool, flags: dict[str, Any]) -> int:
-    config = load_config(config_path)
+    config, settings = load_settings(config_path, flags)
     rules = job_rules(config)
-    settings = resolve_settings(flags=flags, env=os.environ,
-                                file_section=config.sections.get("run", {}), file_name=config.source)
-    for warning in unknown_env(os.environ):
-        click.echo(f"ens-migrate: warning: {warning}", err=True)
     journal_path = journal or default_journal(jobs, simulated=simulate)
     # Every flag is checked here, before the lock and before anything is sent.
     stop_after = _window_seconds(max_duration, deadline)
@@ -147,34 +141,26 @@ def _run(early: EarlySignals, jobs: tuple[str, ...], journal: Path | None, confi
         configure_logging(fmt=settings.log_format, quiet=quiet)
         return _dry_run(jobs, rules, journal_path,
                         PlanOptions(retry_failed=retry_failed, replace_failed_images=replace_failed_images))
-    lock_fd = acquire_lock(journal_path)
-    try:
-        with open_target(simulate=simulate, settings=settings, insecure_http=insecure_http,
-                         journal=journal_path) as target:
-            configure_logging(fmt=settings.log_format, quiet=quiet,
-                              secrets=())
-            repair_and_warn(journal_path)
-            ledger = read_ledger(journal_path)
-            # The ledger is long-lived and large; keep the cyclic GC from walking it in mid-run
-            # (a full collection over a big ledger stalls every request in flight).
-            gc.collect()
-            gc.freeze()
-            target.check_journal(ledger, journal_path)
-            started = time.monotonic()
-            options = _Options(retry_failed=retry_failed, stop_after=stop_after, hard=cutoff == "hard",
-                               quiet=quiet, skip_existing=skip_existing,
-                               replace_failed_images=replace_failed_images)
-            early.starting = False  # from here the run's own handlers stop it (run.end, exit 3)
-            outcome = anyio.run(_migrate, jobs, rules, journal_path, ledger, settings,
-                                target, options, lambda: early.received)
-            elapsed = time.monotonic() - started
-            waited = None
-            if wait and outcome.stop is None:
-                waited = anyio.run(lambda: wait_phase(journal_path, target, settings,
-                                                      image_timeout=image_timeout,
-                                                      min_interval=poll_interval))
-    finally:
-        os.close(lock_fd)
+    with journal_session(journal_path, settings, simulate=simulate, insecure_http=insecure_http,
+                         quiet=quiet) as session:
+        target, ledger = session.target, session.ledger
+        # The ledger is long-lived and large; keep the cyclic GC from walking it in mid-run
+        # (a full collection over a big ledger stalls every request in flight).
+        gc.collect()
+        gc.freeze()
+        started = time.monotonic()
+        options = _Options(retry_failed=retry_failed, stop_after=stop_after, hard=cutoff == "hard",
+                           quiet=quiet, skip_existing=skip_existing,
+                           replace_failed_images=replace_failed_images)
+        early.starting = False  # from here the run's own handlers stop it (run.end, exit 3)
+        outcome = anyio.run(_migrate, jobs, rules, journal_path, ledger, settings,
+                            target, options, lambda: early.received)
+        elapsed = time.monotonic() - started
+        waited = None
+        if wait and outcome.stop is None:
+            waited = anyio.run(lambda: wait_phase(journal_path, target, settings,
+                                                  image_timeout=image_timeout,
+                                                  min_interval=poll_interval))
     click.echo(summary_line(outcome.stats, elapsed), err=True)
     if outcome.detail:
         click.echo(f"ens-migrate: {outcome.detail}", err=True)

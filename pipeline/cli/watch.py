@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 from pathlib import Path
@@ -12,20 +11,18 @@ import anyio
 import click
 import structlog
 
-from pipeline.cli.target import F, Target, name_env_vars, open_target, target_options
-from pipeline.config import load_config
+from pipeline.cli.session import journal_session, load_settings
+from pipeline.cli.target import F, Target, name_env_vars, target_options
 from pipeline.ens.client import EnsClient
 from pipeline.ens.listing import Paging
 from pipeline.ens.transport import open_exchange
 from pipeline.errors import ExitCode, UsageError
-from pipeline.journal.lock import acquire_lock
-from pipeline.journal.reader import read_ledger, repair_and_warn
+from pipeline.journal.reader import read_ledger
 from pipeline.journal.writer import JournalWriter
-from pipeline.log import configure_logging
 from pipeline.run.limits import Lookup
 from pipeline.run.wait import Waiter, WaitResult, pending_images
 from pipeline.run.window import parse_duration
-from pipeline.settings import RunSettings, resolve_settings, unknown_env
+from pipeline.settings import RunSettings
 
 log = structlog.get_logger("ens_migrate.wait")
 
@@ -105,29 +102,17 @@ def wait_options(command: F) -> F:
 def watch(journal: Path, config_path: Path | None, insecure_http: bool, wait_timeout: str,
           poll_interval: float, simulate: bool, quiet: bool, **flags: Any) -> int:
     """Poll the images a run imported until each is Available or failed (exit 0, 1, or 3)."""
-    config = load_config(config_path)
-    settings = resolve_settings(flags=flags, env=os.environ,
-                                file_section=config.sections.get("run", {}), file_name=config.source)
-    for warning in unknown_env(os.environ):
-        click.echo(f"ens-migrate: warning: {warning}", err=True)
+    _, settings = load_settings(config_path, flags)
     if not journal.exists():
         raise UsageError(f"--journal {journal}: no such file; give the journal of the run to watch")
     if journal.is_dir():
         raise UsageError(f"--journal {journal} is a directory; give the run's journal file")
     timeout = parse_duration(wait_timeout, "--wait-timeout")
-    lock_fd = acquire_lock(journal)
-    try:
-        with open_target(simulate=simulate, settings=settings, insecure_http=insecure_http,
-                         journal=journal) as target:
-            configure_logging(fmt=settings.log_format, quiet=quiet,
-                              secrets=())
-            repair_and_warn(journal)
-            target.check_journal(read_ledger(journal), journal)
-            started = time.monotonic()
-            result = anyio.run(lambda: wait_phase(journal, target, settings, image_timeout=timeout,
-                                                  min_interval=poll_interval))
-    finally:
-        os.close(lock_fd)
+    with journal_session(journal, settings, simulate=simulate, insecure_http=insecure_http,
+                         quiet=quiet) as session:
+        started = time.monotonic()
+        result = anyio.run(lambda: wait_phase(journal, session.target, settings, image_timeout=timeout,
+                                              min_interval=poll_interval))
     click.echo(f"{wait_line(result)} in {time.monotonic() - started:.1f}s", err=True)
     for failure in result.failures:
         click.echo(f"  {failure}", err=True)

@@ -1,0 +1,60 @@
+"""The preamble of every command that works on a journal against ENS: settings, lock, target, ledger."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from pipeline.cli.target import Target, open_target
+from pipeline.config import Config, load_config
+from pipeline.journal.ledger import Ledger
+from pipeline.journal.lock import acquire_lock
+from pipeline.journal.reader import read_ledger, repair_and_warn
+from pipeline.log import configure_logging
+from pipeline.settings import RunSettings, resolve_settings, unknown_env
+
+
+def load_settings(config_path: Path | None, flags: Mapping[str, object]) -> tuple[Config, RunSettings]:
+    """The config file and the run settings (flag > ``ENS_MIGRATE_*`` > ``[run]`` > default); warn
+    of ``ENS_MIGRATE_*`` variables that name no setting."""
+    config = load_config(config_path)
+    settings = resolve_settings(flags=flags, env=os.environ, file_section=config.sections.get("run", {}),
+                                file_name=config.source)
+    for warning in unknown_env(os.environ):
+        click.echo(f"ens-migrate: warning: {warning}", err=True)
+    return config, settings
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A locked journal, folded, and the target it belongs to."""
+
+    journal: Path
+    target: Target
+    ledger: Ledger
+
+
+@contextlib.contextmanager
+def journal_session(journal: Path, settings: RunSettings, *, simulate: bool, insecure_http: bool,
+                    quiet: bool, detail: bool = False) -> Iterator[Session]:
+    """Lock the journal, open the target, configure logging, repair a torn tail, fold the ledger
+    and check that it belongs to this target; unlock when the block ends.
+
+    The lock comes first, so two commands never repair or fold one journal at once.
+    """
+    lock_fd = acquire_lock(journal)
+    try:
+        with open_target(simulate=simulate, settings=settings, insecure_http=insecure_http,
+                         journal=journal) as target:
+            configure_logging(fmt=settings.log_format, quiet=quiet)
+            repair_and_warn(journal)
+            ledger = read_ledger(journal, detail=detail)
+            target.check_journal(ledger, journal)
+            yield Session(journal, target, ledger)
+    finally:
+        os.close(lock_fd)
