@@ -51,6 +51,8 @@ _SPECS: dict[str, _Spec] = {
     "breaker_ratio": _Spec(float, lambda v: isinstance(v, float) and 0 < v <= 1, "a fraction in (0, 1]"),
     "breaker_streak": _Spec(int, lambda v: isinstance(v, int) and v >= 1, "a whole number >= 1"),
     "log_format": _Spec(str, lambda v: v in ("console", "json"), "console or json"),
+    "oss_rate": _Spec(float, _positive(float), "OSS source-check requests per second above 0"),
+    "oss_endpoint": _Spec(str, lambda v: True, "a URL such as https://oss-cn-beijing-internal.aliyuncs.com"),
 }
 
 
@@ -74,6 +76,10 @@ class RunSettings:
     breaker_ratio: float = 0.5
     breaker_streak: int = 5
     log_format: str = "console"
+    oss_rate: float = 20.0
+    """HeadObject/GetObject calls of the source checks per second at most."""
+    oss_endpoint: str = ""
+    """OSS endpoint of the source checks; '' for https://oss-<OSSRegion>.aliyuncs.com."""
 
 
 def _coerce(name: str, raw: object, origin: str) -> Any:

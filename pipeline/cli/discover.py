@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -14,6 +15,7 @@ import click
 
 from pipeline.config import load_config
 from pipeline.ens.chain import resolve_source
+from pipeline.ens.credentials import CredentialSource
 from pipeline.joblist.naming import DEFAULT_TEMPLATE, check_template
 from pipeline.log import configure_logging
 from pipeline.oss.client import OssClient
@@ -23,9 +25,7 @@ from pipeline.oss.source import DEFAULT_INCLUDE, KeyFilter, parse_oss_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_LIST_OPTIONS = (
-    click.option("--oss-region", help="Region of the bucket (default: the run's region, cn-beijing)."),
-    click.option("--oss-endpoint", help="OSS endpoint URL (default https://oss-<region>.aliyuncs.com)."),
+LISTING_OPTIONS = (
     click.option("--include", multiple=True, help=f"Glob of keys to keep (default {DEFAULT_INCLUDE[0]}); "
                  "repeatable; matched against the key and its last part."),
     click.option("--exclude", multiple=True, help="Glob of keys to leave out; repeatable."),
@@ -34,18 +34,21 @@ _LIST_OPTIONS = (
     click.option("--list-rate", type=float, default=10.0, show_default=True,
                  help="ListObjectsV2 pages per second at most."),
 )
+"""How an oss:// source is listed and named; ``discover`` and ``run`` share them."""
 
 
-def list_options(command: F) -> F:
-    """The listing options ``discover`` and ``run``/``validate`` with an oss:// source share."""
-    for option in reversed(_LIST_OPTIONS):
+def with_options(command: F, options: tuple[Callable[[F], F], ...]) -> F:
+    """Apply click options in the order listed."""
+    for option in reversed(options):
         command = option(command)
     return command
 
 
 @click.command("discover")
 @click.argument("source")
-@list_options
+@click.option("--oss-region", help="Region of the bucket (default: the run's region, cn-beijing).")
+@click.option("--oss-endpoint", help="OSS endpoint URL (default https://oss-<region>.aliyuncs.com).")
+@functools.partial(with_options, options=LISTING_OPTIONS)
 @click.option("--format", "fmt", type=click.Choice(["csv", "json", "jsonl"]), default="csv",
               show_default=True, help="Job-list format written.")
 @click.option("--out", "out_path", default="-", show_default=True, help="Output file, or - for stdout.")
@@ -78,11 +81,12 @@ def discover_command(source: str, oss_region: str | None, oss_endpoint: str | No
 
 async def run_discovery(source: str, region: str, endpoint: str | None, include: tuple[str, ...],
                         exclude: tuple[str, ...], template: str, list_rate: float,
-                        insecure_http: bool) -> Discovery:
-    """Resolve credentials and endpoint, list the source, fold it (shared with run/validate)."""
+                        insecure_http: bool, credentials: CredentialSource | None = None) -> Discovery:
+    """Resolve credentials (unless given) and endpoint, list the source, fold it (shared with run)."""
     where = parse_oss_url(source)
     check_template(template)
-    credentials = await resolve_source(dict(os.environ), Path.home())
+    if credentials is None:
+        credentials = await resolve_source(dict(os.environ), Path.home())
     keys = KeyFilter(include or DEFAULT_INCLUDE, exclude)
     async with OssClient(credentials, resolve_oss_endpoint(region, endpoint, allow_insecure=insecure_http),
                          region) as client:

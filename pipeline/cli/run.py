@@ -16,6 +16,7 @@ import click
 import structlog
 
 from pipeline.cli.session import journal_session, load_settings
+from pipeline.cli.sources import SourceOptions, materialize, oss_journal_stem, source_check, source_options
 from pipeline.cli.target import Target, name_env_vars, setting_options, target_options
 from pipeline.cli.watch import wait_exit_code, wait_line, wait_options, wait_phase
 from pipeline.ens.client import EnsClient
@@ -28,6 +29,7 @@ from pipeline.journal.ledger import Ledger
 from pipeline.journal.reader import read_ledger
 from pipeline.journal.writer import JournalWriter
 from pipeline.log import configure_logging
+from pipeline.oss.source import is_oss_url
 from pipeline.report.progress import Progress
 from pipeline.report.summary import summary_document, summary_line, write_summary
 from pipeline.run.breaker import BreakerConfig, CircuitBreaker
@@ -47,9 +49,11 @@ PROBE_CONNECTIONS = 8
 
 
 def default_journal(jobs: tuple[str, ...], *, simulated: bool = False) -> Path:
-    """``runs/<job-list name>[.simulated].journal.jsonl`` for the first job list."""
+    """``runs/<job-list name>[.simulated].journal.jsonl`` for the first job list (an oss:// source:
+    its bucket and prefix)."""
     first = jobs[0]
-    stem = "stdin" if first == "-" else Path(first).name.rsplit(".", 1)[0]
+    stem = ("stdin" if first == "-" else oss_journal_stem(first) if is_oss_url(first)
+            else Path(first).name.rsplit(".", 1)[0])
     return Path("runs") / f"{stem}{'.simulated' if simulated else ''}.journal.jsonl"
 
 
@@ -58,6 +62,7 @@ def default_journal(jobs: tuple[str, ...], *, simulated: bool = False) -> Path:
 @click.argument("jobs", nargs=-1, required=True)
 @target_options
 @setting_options
+@source_options
 @click.option("--journal", type=click.Path(path_type=Path),
               help="Journal file (default runs/<list>.journal.jsonl).")
 @click.option("--rate", type=float, help="ImportImage requests per second, never exceeded in any second.")
@@ -126,6 +131,7 @@ def _run(early: EarlySignals, jobs: tuple[str, ...], journal: Path | None, confi
          max_duration: str | None, deadline: str | None, cutoff: str, summary_path: Path | None,
          quiet: bool, wait: bool, wait_timeout: str, poll_interval: float, skip_existing: bool,
          replace_failed_images: bool, flags: dict[str, Any]) -> int:
+    sources = SourceOptions.pop(flags)
     config, settings = load_settings(config_path, flags)
     rules = job_rules(config)
     journal_path = journal or default_journal(jobs, simulated=simulate)
@@ -139,11 +145,17 @@ def _run(early: EarlySignals, jobs: tuple[str, ...], journal: Path | None, confi
                          f"{journal_path / 'run.journal.jsonl'}")
     if dry_run:
         configure_logging(fmt=settings.log_format, quiet=quiet)
+        jobs = materialize(jobs, journal_path.parent, region=settings.region,
+                           endpoint=settings.oss_endpoint or None, options=sources,
+                           insecure_http=insecure_http)
         return _dry_run(jobs, rules, journal_path,
                         PlanOptions(retry_failed=retry_failed, replace_failed_images=replace_failed_images))
     with journal_session(journal_path, settings, simulate=simulate, insecure_http=insecure_http,
                          quiet=quiet) as session:
         target, ledger = session.target, session.ledger
+        jobs = materialize(jobs, journal_path.parent, region=settings.region,
+                           endpoint=target.oss_url or settings.oss_endpoint or None, options=sources,
+                           insecure_http=insecure_http, credentials=target.credentials)
         # The ledger is long-lived and large; keep the cyclic GC from walking it in mid-run
         # (a full collection over a big ledger stalls every request in flight).
         gc.collect()
@@ -151,7 +163,8 @@ def _run(early: EarlySignals, jobs: tuple[str, ...], journal: Path | None, confi
         started = time.monotonic()
         options = _Options(retry_failed=retry_failed, stop_after=stop_after, hard=cutoff == "hard",
                            quiet=quiet, skip_existing=skip_existing,
-                           replace_failed_images=replace_failed_images)
+                           replace_failed_images=replace_failed_images, sources=sources,
+                           insecure_http=insecure_http)
         early.starting = False  # from here the run's own handlers stop it (run.end, exit 3)
         outcome = anyio.run(_migrate, jobs, rules, journal_path, ledger, settings,
                             target, options, lambda: early.received)
@@ -197,6 +210,8 @@ class _Options:
     quiet: bool
     skip_existing: bool
     replace_failed_images: bool
+    sources: SourceOptions | None = None
+    insecure_http: bool = False
 
 
 async def _migrate(jobs: tuple[str, ...], rules: Any, journal_path: Path, ledger: Ledger,
@@ -210,7 +225,10 @@ async def _migrate(jobs: tuple[str, ...], rules: Any, journal_path: Path, ledger
     async with JournalWriter(journal_path).running() as writer, \
             open_exchange(endpoint, concurrency=settings.concurrency,
                              connect_timeout=settings.connect_timeout, read_timeout=settings.timeout,
-                             transport=settings.transport) as http:
+                             transport=settings.transport) as http, \
+            source_check(options.sources or SourceOptions.pop({}), settings, credentials,
+                         ens_host=endpoint.host, oss_url=target.oss_url,
+                         insecure_http=options.insecure_http) as check_source:
         lookup = Lookup.per_second(settings.lookup_rate)
         ctx = WorkerContext(
             api=EnsClient(http, endpoint, credentials, paging=Paging(pacer=lookup)), journal=writer,
@@ -220,7 +238,8 @@ async def _migrate(jobs: tuple[str, ...], rules: Any, journal_path: Path, ledger
             budget=RetryBudget(), stats=RunStats(), control=control, clock=time.monotonic,
             sleep=control.wait, reconcile_delay=settings.reconcile_delay,
             breaker=CircuitBreaker(BreakerConfig(settings.breaker_warmup, settings.breaker_ratio,
-                                                 settings.breaker_streak)))
+                                                 settings.breaker_streak)),
+            check_source=check_source)
         display = Progress(lambda: ctx.gate.rate, tty=False if quiet else None)
         window = Window(stop_at=time.monotonic() + stop_after if stop_after else None, hard=options.hard)
         client = ctx.api

@@ -22,6 +22,9 @@ from pipeline.settings import RunSettings, env_name
 F = TypeVar("F", bound=Callable[..., Any])
 
 SIMULATOR = "simulator"
+EXAMPLE_BUCKET = Path(__file__).resolve().parents[2] / "jobs" / "example-bucket.jsonl"
+"""The objects ``run --simulate`` serves in its OSS (the example lists' images); a bucket it does not
+name holds every key, so any other simulated list keeps working."""
 
 def _choose_profile(_: click.Context, __: click.Parameter, value: str | None) -> None:
     # The chain reads ALIBABA_CLOUD_PROFILE, like the SDK; --profile is the same setting.
@@ -56,6 +59,8 @@ class Target:
     endpoint: Endpoint
     credentials: CredentialSource
     name: str
+    oss_url: str | None = None
+    """The simulator's OSS (``--simulate``); None: the real OSS (``--oss-endpoint`` or per region)."""
 
     def check_journal(self, ledger: Ledger, journal: Path) -> None:
         """A journal belongs to one target; refuse to mix the simulator's records with ENS's."""
@@ -87,14 +92,16 @@ def open_target(*, simulate: bool, settings: RunSettings, insecure_http: bool,
     from pipeline.simulator.server import SimulatorThread
 
     config = SimulatorConfig(access_key_id=DEV_ACCESS_KEY_ID, access_key_secret=DEV_ACCESS_KEY_SECRET,
-                             state_file=simulator_state_file(journal))
+                             state_file=simulator_state_file(journal),
+                             oss_objects=EXAMPLE_BUCKET if EXAMPLE_BUCKET.is_file() else None,
+                             oss_open_buckets=True)
     with SimulatorThread(config) as sim:
         click.echo(f"*** SIMULATION: importing into the built-in ENS simulator at {sim.url}, "
                    "not into Alibaba Cloud ***", err=True)
         yield Target(resolve_endpoint(endpoint=sim.url),
                      StaticCredentials(Credentials(DEV_ACCESS_KEY_ID, DEV_ACCESS_KEY_SECRET,
                                                    source="simulator development pair")),
-                     SIMULATOR)
+                     SIMULATOR, oss_url=sim.url)
 
 
 _MORE_SETTINGS: tuple[tuple[str, Any, str], ...] = (

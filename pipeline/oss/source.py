@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import PurePosixPath
@@ -11,6 +12,11 @@ from pathlib import PurePosixPath
 from pipeline.errors import UsageError
 
 SCHEME = "oss://"
+SOURCE_PREFIX = "Source."
+NOT_FOUND = "Source.NotFound"
+EMPTY = "Source.Empty"
+NOT_QCOW2 = "Source.NotQcow2"
+DEFAULT_REGION = "cn-beijing"
 DEFAULT_INCLUDE = ("*.qcow2",)
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 
@@ -59,3 +65,24 @@ class KeyFilter:
             return fnmatchcase(key, pattern) or fnmatchcase(name, pattern)
 
         return any(hit(p) for p in self.include) and not any(hit(p) for p in self.exclude)
+
+
+def is_source_failure(code: str | None) -> bool:
+    """True for the codes a source check records (the job was never sent)."""
+    return code is not None and code.startswith(SOURCE_PREFIX)
+
+
+def named_objects(params: Mapping[str, str]) -> list[tuple[str, str, str]]:
+    """(region, bucket, key) of every object the ImportImage names: the top level and each
+    DiskDeviceMapping entry (an entry without a region takes the row's, else cn-beijing)."""
+    region = params.get("OSSRegion") or DEFAULT_REGION
+    found: list[tuple[str, str, str]] = []
+    if params.get("OSSBucket") and params.get("OSSObject"):
+        found.append((region, params["OSSBucket"], params["OSSObject"]))
+    raw = params.get("DiskDeviceMapping")
+    entries = json.loads(raw) if raw else []
+    for entry in entries if isinstance(entries, list) else ():
+        if isinstance(entry, dict) and entry.get("OSSBucket") and entry.get("OSSObject"):
+            found.append((str(entry.get("OSSRegion") or region), str(entry["OSSBucket"]),
+                          str(entry["OSSObject"])))
+    return found

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pipeline.joblist.job import Job
 from pipeline.joblist.validate import InvalidRow, Validated
 from pipeline.journal.ledger import JobLedger, JobState, Ledger
+from pipeline.oss.source import is_source_failure
 
 
 class Action(enum.Enum):
@@ -47,6 +48,9 @@ def plan(fingerprint: str, entry: JobLedger | None, *, retry_failed: bool,
         case JobState.IMPORTED:
             return Action.SEND if changed else Action.SKIP_DONE
         case JobState.FAILED:
+            if is_source_failure(entry.code):
+                # Never sent (its object was missing, empty, not qcow2): check it again every run.
+                return Action.SEND
             if not (changed or retry_failed):
                 return Action.SKIP_FAILED
             if entry.image_status in SERVER_FAILED and entry.image_id:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import random
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -53,6 +53,9 @@ class ImageApi(Protocol):
     async def find_images_by_name(self, name: str) -> Sequence[FoundImage]: ...
     async def find_image(self, image_id: str) -> ListedImage | None: ...
     async def delete_image(self, image_id: str) -> str: ...
+
+
+SourceCheck = Callable[[Mapping[str, str]], Awaitable["tuple[str, str] | None"]]
 
 
 class Control:
@@ -119,6 +122,9 @@ class WorkerContext:
     """Requests in flight at most (``--concurrency``); held from the write-ahead record to the
     answer, never across a backoff or a reconcile delay."""
     on_progress: Callable[[], None] | None = None
+    check_source: SourceCheck | None = None
+    """Before a job's first ImportImage of the run: (code, message) when its OSS objects cannot be
+    imported (the job is recorded failed, never sent), None to send it (``run/sources.py``)."""
 
 
 def _slot(slots: anyio.CapacityLimiter | None) -> AbstractAsyncContextManager[Any]:
@@ -161,6 +167,8 @@ async def _send(ctx: WorkerContext, job: Job, seq: int, known_ids: tuple[str, ..
     stats, key = ctx.stats, job.name
     # Computed once: each is a hash or a dict build, and the loop needs them on every attempt.
     fingerprint, params = job.fingerprint, job.query()
+    if ctx.check_source is not None and await source_failed(ctx, job, ctx.check_source, params):
+        return
     started = ctx.clock()
     tries = 0
     resigned = False
@@ -261,6 +269,21 @@ async def _send(ctx: WorkerContext, job: Job, seq: int, known_ids: tuple[str, ..
         stats.imported += 1
         ctx.breaker.record_success()
         return
+
+
+async def source_failed(ctx: WorkerContext, job: Job, check: SourceCheck, params: Mapping[str, str]) -> bool:
+    """Run the source check; a failure is recorded (``job.failed``, no attempt: nothing was sent)."""
+    failure = await check(params)
+    if failure is None:
+        return False
+    code, message = failure
+    await ctx.journal.append(r.JOB_FAILED, job.name, {
+        "fp": job.fingerprint, "code": code, "message": message, "status": None,
+        "source": job.source, "line": job.line, "params": params})
+    ctx.stats.failed += 1
+    log.warning("ens_migrate.job.source_failed", message="not sent: its OSS source failed the check",
+                job=job.name, location=job.location, code=code, error=message)
+    return True
 
 
 async def _credentials_expired(ctx: WorkerContext, job: Job, seq: int, exc: CredentialsExpired) -> None:

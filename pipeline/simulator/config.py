@@ -106,6 +106,9 @@ class SimulatorConfig:
     objects loaded, an ImportImage naming a missing object fails server-side."""
     oss_denied_buckets: frozenset[str] = frozenset()
     """Buckets whose every OSS request answers 403 AccessDenied (a missing oss:GetObject grant)."""
+    oss_open_buckets: bool = False
+    """A bucket the objects file does not name holds every key (1 GiB, qcow2): ``run --simulate``
+    serves the example bucket and keeps generated job lists working."""
 
     def __post_init__(self) -> None:
         faults = MappingProxyType(dict(self.faults))

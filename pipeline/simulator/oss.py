@@ -29,6 +29,9 @@ class OssObject:
     head: bytes
 
 
+OPEN_OBJECT = OssObject(1 << 30, DEFAULT_HEAD)
+
+
 def parse_objects(lines: Iterable[str], where: str) -> list[tuple[str, str, OssObject]]:
     """``{"bucket", "key", "size", "first_bytes"?}`` per line (first_bytes: base64; default: the
     qcow2 magic for a ``.qcow2`` key of size >= 8, else zeros)."""
@@ -70,6 +73,8 @@ class OssStore:
     _sorted: dict[str, list[str]] = field(default_factory=dict)
     denied: frozenset[str] = frozenset()
     """Buckets that answer 403 AccessDenied to everything."""
+    open_buckets: bool = False
+    """A bucket not loaded holds every key (``SimulatorConfig.oss_open_buckets``)."""
     calls: Counter[str] = field(default_factory=Counter)
     times: list[float] = field(default_factory=list)
     """Arrival time (monotonic) of every HeadObject/GetObject, for rate checks."""
@@ -89,6 +94,8 @@ class OssStore:
 
     def get(self, bucket: str, key: str) -> OssObject | None:
         """The object, or None."""
+        if self.open_buckets and bucket not in self.objects:
+            return OPEN_OBJECT
         return self.objects.get(bucket, {}).get(key)
 
     def list_v2(self, bucket: str, prefix: str, delimiter: str, start: str,
@@ -222,4 +229,5 @@ def missing_source(store: OssStore, params: Mapping[str, str]) -> bool:
     """With objects loaded: True when an object the import names is missing (the image will fail)."""
     if not store.objects:
         return False
-    return any(store.get(bucket, key) is None for bucket, key in named_objects(params))
+    return any(store.get(bucket, key) is None for bucket, key in named_objects(params)
+               if bucket not in store.denied)

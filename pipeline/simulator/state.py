@@ -54,7 +54,7 @@ class SimulatorState:
         self.delete_faults = ActionFaults(config.delete_faults, self.seed + 2, DELETE_FAULTS)
         self.describe_limiters = self._describe_limiters()
         self.images = ImageStore()
-        self.oss = OssStore(denied=frozenset(config.oss_denied_buckets))
+        self.oss = OssStore(denied=frozenset(config.oss_denied_buckets), open_buckets=config.oss_open_buckets)
         """The simulated OSS (path style, same port): ``/<bucket>/<key>``."""
         if config.oss_objects is not None:
             self.oss.add(load_objects(config.oss_objects))

@@ -1,0 +1,164 @@
+"""Source checks: every OSS object a job names exists, is not empty and (optionally) is qcow2.
+
+The run calls ``SourceChecker.check`` before a job's first ImportImage: a job that fails it is
+recorded failed with a ``Source.*`` code and never sent (and checked again on every later run).
+HeadObject / GetObject calls are paced by their own rate (``--oss-rate``) and retried when OSS
+does not answer; OSS unreachable after the retries turns the check off for the run (one warning:
+ENS reads OSS itself). A bucket answering 403 is warned about once and not checked again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+import anyio
+import structlog
+
+from pipeline.ens.credentials import CredentialSource
+from pipeline.oss.client import ObjectInfo, OssClient, OssError, oss_endpoint
+from pipeline.oss.source import EMPTY, NOT_FOUND, NOT_QCOW2, SCHEME, named_objects
+
+log = structlog.get_logger("ens_migrate.sources")
+
+QCOW2_MAGIC = b"QFI\xfb"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFailure:
+    """Why a job cannot be imported: a ``Source.*`` code and a message naming the object."""
+
+    code: str
+    message: str
+
+
+class Pacer:
+    """At most ``rate`` grants per second, one every ``1/rate`` seconds (never a burst)."""
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.clock = clock
+        self._next = 0.0
+        self._lock = anyio.Lock()
+
+    async def acquire(self) -> None:
+        """Wait for the next grant."""
+        async with self._lock:
+            now = self.clock()
+            if self._next > now:
+                await anyio.sleep(self._next - now)
+                now = self.clock()
+            self._next = max(now, self._next) + self.interval
+
+
+class SourceChecker:
+    """Checks jobs' OSS objects with one client per region; shared by every worker of a run."""
+
+    def __init__(self, client_for: Callable[[str], OssClient], *, rate: float, attempts: int = 3,
+                 check_format: bool = False, sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._client_for = client_for
+        self._clients: dict[str, OssClient] = {}
+        self.pacer = Pacer(rate, clock)
+        self.attempts = max(1, attempts)
+        self.check_format = check_format
+        self._sleep = sleep
+        self.denied: set[str] = set()
+        self.disabled = False
+        self.checked = 0
+
+    def client(self, region: str) -> OssClient:
+        """The region's client (made on first use)."""
+        if region not in self._clients:
+            self._clients[region] = self._client_for(region)
+        return self._clients[region]
+
+    async def close(self) -> None:
+        """Close every client."""
+        for client in self._clients.values():
+            await client.__aexit__(None, None, None)
+
+    async def check(self, params: Mapping[str, str]) -> SourceFailure | None:
+        """None when every object the job names is fine (or cannot be checked), else the failure."""
+        for region, bucket, key in named_objects(params):
+            if self.disabled:
+                return None
+            if bucket in self.denied:
+                continue
+            failure = await self._one(region, bucket, key, params.get("ImageFormat", "qcow2"))
+            if failure is not None:
+                return failure
+        return None
+
+    async def _one(self, region: str, bucket: str, key: str, image_format: str) -> SourceFailure | None:
+        where = f"{SCHEME}{bucket}/{key} (region {region})"
+        client = self.client(region)
+        info = await self._call(bucket, lambda: client.head(bucket, key))
+        self.checked += 1
+        if info is _SKIP:
+            return None
+        if info is None:
+            return SourceFailure(NOT_FOUND, f"{where} does not exist; upload it or fix OSSBucket/OSSObject "
+                                 "(the job is checked again on the next run)")
+        assert isinstance(info, ObjectInfo)
+        if info.size == 0:
+            return SourceFailure(EMPTY, f"{where} is empty (0 bytes); upload the image again")
+        if self.check_format and image_format.lower() == "qcow2":
+            head = await self._call(bucket, lambda: client.first_bytes(bucket, key, len(QCOW2_MAGIC)))
+            if isinstance(head, bytes) and head != QCOW2_MAGIC:
+                return SourceFailure(NOT_QCOW2, f"{where} does not start with the qcow2 magic QFI\\xfb "
+                                     f"(first bytes {head!r}); ImageFormat says qcow2")
+        return None
+
+    async def _call(self, bucket: str, call: Callable[[], Awaitable[object]]) -> object:
+        delay = 0.5
+        for attempt in range(1, self.attempts + 1):
+            if self.disabled:
+                return _SKIP
+            await self.pacer.acquire()
+            try:
+                return await call()
+            except OssError as exc:
+                if exc.status == 403:
+                    if bucket not in self.denied:
+                        self.denied.add(bucket)
+                        log.warning("ens_migrate.sources.denied",
+                                    message=f"OSS refused the source check for bucket {bucket} (403 "
+                                            f"{exc.code}): grant oss:GetObject on it to the tool's RAM "
+                                            "identity; its jobs are sent unchecked (ENS reads OSS with "
+                                            "its own role)", bucket=bucket, code=exc.code)
+                    return _SKIP
+                if not exc.unreachable or attempt == self.attempts:
+                    if not exc.unreachable:
+                        raise
+                    if self.disabled:  # another worker has said it already
+                        return _SKIP
+                    self.disabled = True
+                    log.warning("ens_migrate.sources.unreachable",
+                                message=f"OSS could not be reached for source checks after {attempt} "
+                                        f"tries ({exc}); the run goes on without them (ENS reads OSS "
+                                        "itself)", error=str(exc))
+                    return _SKIP
+                await self._sleep(delay)
+                delay *= 2
+        return _SKIP
+
+
+class _Skip:
+    """The check could not be made (bucket denied, OSS unreachable)."""
+
+
+_SKIP = _Skip()
+
+
+def checker_for(credentials: CredentialSource, *, endpoint: str | None, insecure_http: bool, rate: float,
+                check_format: bool, attempts: int = 3, timeout: float = 10.0) -> SourceChecker:
+    """A checker whose clients sign with the ENS credentials; ``endpoint`` None picks
+    ``oss-<OSSRegion>.aliyuncs.com`` per job's region."""
+
+    def client_for(region: str) -> OssClient:
+        return OssClient(credentials, oss_endpoint(region, endpoint, allow_insecure=insecure_http), region,
+                         attempts=1, timeout=timeout)
+
+    return SourceChecker(client_for, rate=rate, attempts=attempts, check_format=check_format)
