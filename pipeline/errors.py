@@ -46,7 +46,8 @@ class ExitCode(enum.IntEnum):
     USAGE = (2, "usage or configuration error",
              "usage or configuration error: bad flag, unreadable config, no credentials")
     STOPPED = (3, "stopped early and resumable",
-               "stopped early and resumable: deadline reached, or drained after SIGINT/SIGTERM")
+               "stopped early and resumable: deadline reached, drained after SIGINT/SIGTERM, or the "
+               "credentials expired (none fresh to be had)")
     BREAKER = (4, "aborted by the failure circuit breaker", "aborted by the failure circuit breaker")
     JOB_LIST = (65, "the job list file is unreadable",
                 "the job list file itself is unreadable (encoding, header, JSON syntax)")
