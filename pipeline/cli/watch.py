@@ -45,7 +45,7 @@ async def wait_phase(journal_path: Path, target: Target, settings: RunSettings, 
                 await stop.wait()
 
         client = EnsClient(http, target.endpoint, target.credentials, paging=Paging(pacer=lookup))
-        waiter = Waiter(client, writer, pace=lookup.acquire, sleep=pause, stopping=stop.is_set,
+        waiter = Waiter(client, writer, sleep=pause, stopping=stop.is_set,
                         timeout=image_timeout, min_interval=min_interval,
                         max_interval=max(min_interval, 30.0))
         signals = anyio.CancelScope()

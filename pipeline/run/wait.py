@@ -91,8 +91,6 @@ class Waiter:
 
     api: StatusApi
     journal: JournalWriter
-    pace: Callable[[], Awaitable[None]] | None = None
-    """Unused: the client paces every page (kept for callers that pass it)."""
     sleep: Callable[[float], Awaitable[None]] = anyio.sleep
     stopping: Callable[[], bool] = lambda: False
     timeout: float = 7200.0
