@@ -3,28 +3,24 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import anyio
 import click
 
-from pipeline.cli.target import Target, open_target, target_options
-from pipeline.config import load_config
+from pipeline.cli.session import journal_session, load_settings
+from pipeline.cli.target import Target, target_options
 from pipeline.ens.client import EnsClient, Image
 from pipeline.ens.listing import Paging
 from pipeline.ens.transport import open_exchange
 from pipeline.errors import ExitCode
 from pipeline.journal.ledger import Ledger
-from pipeline.journal.lock import acquire_lock
-from pipeline.journal.reader import read_ledger, repair_tail
 from pipeline.journal.writer import JournalWriter
-from pipeline.log import configure_logging
 from pipeline.report.audit import AuditReport, audit, without
 from pipeline.run.delete import Deleter, DeleteResult, delete_all
 from pipeline.run.limits import Lookup
-from pipeline.settings import RunSettings, resolve_settings
+from pipeline.settings import RunSettings
 
 EPILOG = """\b
 Exit codes: 0 every job checks out; 1 something is wrong (missing, duplicates,
@@ -55,24 +51,14 @@ def audit_command(journal: Path, config_path: Path | None, insecure_http: bool, 
         raise click.UsageError("--dry-run goes with --delete-duplicates")
     if not journal.exists():
         raise click.UsageError(f"journal {journal} does not exist: pass the --journal of your runs")
-    config = load_config(config_path)
-    settings = resolve_settings(flags=flags, env=os.environ,
-                                file_section=config.sections.get("run", {}), file_name=config.source)
-    deleting = delete_duplicates and not dry_run
-    lock_fd = acquire_lock(journal) if deleting else None
-    try:
-        if deleting:
-            repair_tail(journal)
-        ledger = read_ledger(journal, detail=True)
-        with open_target(simulate=simulate, settings=settings, insecure_http=insecure_http,
-                         journal=journal) as target:
-            configure_logging(fmt=settings.log_format, quiet=quiet or as_json, secrets=())
-            target.check_journal(ledger, journal)
-            report, deletions = anyio.run(_audit, journal, ledger, target, settings, delete_duplicates,
-                                          dry_run)
-    finally:
-        if lock_fd is not None:
-            os.close(lock_fd)
+    _, settings = load_settings(config_path, flags)
+    # Only deleting writes the journal; a plain audit reads it without the lock, beside a run.
+    with journal_session(journal, settings, simulate=simulate, insecure_http=insecure_http,
+                         quiet=quiet or as_json, detail=True,
+                         lock=delete_duplicates and not dry_run) as session:
+        target = session.target
+        report, deletions = anyio.run(_audit, journal, session.ledger, target, settings,
+                                      delete_duplicates, dry_run)
     failed_deletes = [d for d in deletions if d[2] is not None and not d[2].outcome.done]
     code = ExitCode.DONE if report.clean and not failed_deletes else ExitCode.FAILED
     if as_json:

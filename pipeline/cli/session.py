@@ -41,20 +41,23 @@ class Session:
 
 @contextlib.contextmanager
 def journal_session(journal: Path, settings: RunSettings, *, simulate: bool, insecure_http: bool,
-                    quiet: bool, detail: bool = False) -> Iterator[Session]:
+                    quiet: bool, detail: bool = False, lock: bool = True) -> Iterator[Session]:
     """Lock the journal, open the target, configure logging, repair a torn tail, fold the ledger
     and check that it belongs to this target; unlock when the block ends.
 
-    The lock comes first, so two commands never repair or fold one journal at once.
+    The lock comes first, so two commands never repair or fold one journal at once. A command
+    that only reads (``lock=False``) neither locks nor repairs: a torn tail is skipped by the fold.
     """
-    lock_fd = acquire_lock(journal)
+    lock_fd = acquire_lock(journal) if lock else None
     try:
         with open_target(simulate=simulate, settings=settings, insecure_http=insecure_http,
                          journal=journal) as target:
             configure_logging(fmt=settings.log_format, quiet=quiet)
-            repair_and_warn(journal)
+            if lock:
+                repair_and_warn(journal)
             ledger = read_ledger(journal, detail=detail)
             target.check_journal(ledger, journal)
             yield Session(journal, target, ledger)
     finally:
-        os.close(lock_fd)
+        if lock_fd is not None:
+            os.close(lock_fd)
