@@ -7,9 +7,12 @@ console shows the sentence; JSON lines keep both.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import sys
 from collections.abc import Iterable, MutableMapping
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -50,9 +53,28 @@ def _sentence_first(_: Any, __: str, event: MutableMapping[str, Any]) -> Mutable
     return event
 
 
-def configure_logging(*, fmt: str = "console", quiet: bool = False,
+def colour_wanted() -> bool:
+    """Colour only on a terminal, and never with ``NO_COLOR`` set (https://no-color.org)."""
+    return sys.stderr.isatty() and not os.environ.get("NO_COLOR")
+
+
+def say(fmt: str, event: str, message: str, *, level: str = "info", **fields: Any) -> None:
+    """A line for people on stderr (the banner, the summary, a warning before logging is set up):
+    plain text, or with ``--log-format json`` one JSON object like every log event."""
+    message = scrub_text(message)
+    if fmt == "json":
+        record = {"event": event, "message": message, **fields, "level": level,
+                  "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z")}
+        sys.stderr.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+    else:
+        sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+
+
+def configure_logging(*, fmt: str = "console", quiet: bool = False, verbose: bool = False,
                       secrets: Iterable[str | None] = ()) -> None:
-    """Configure structlog once per process (the only module-level state we keep)."""
+    """Configure structlog once per process (the only module-level state we keep); ``verbose``
+    shows debug events too (each attempt)."""
     register_secrets(*secrets)
     processors: list[structlog.types.Processor] = [
         structlog.processors.add_log_level,
@@ -62,10 +84,11 @@ def configure_logging(*, fmt: str = "console", quiet: bool = False,
     if fmt == "json":
         processors += [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
     else:
-        processors += [_sentence_first, structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())]
+        processors += [_sentence_first, structlog.dev.ConsoleRenderer(colors=colour_wanted())]
     structlog.configure(
         processors=processors,
-        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING if quiet else logging.INFO),
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,45 @@ def test_a_run_summary_file_is_written_through_the_one_helper(tmp_path: Path) ->
     assert code == 0, err
     assert json.loads((tmp_path / "s.json").read_text(encoding="utf-8"))["exit_code"] == 0
     assert "rows 3: imported 3 in " in err
+
+
+def test_log_format_json_makes_every_stderr_line_json(tmp_path: Path) -> None:
+    """The banner and the summary too, not only the log events."""
+    write_jobs(tmp_path / "jobs.csv", 4, invalid_every=4)
+    result = cli("run", str(tmp_path / "jobs.csv"), "--simulate", "--journal", str(tmp_path / "j.jsonl"),
+                 "--log-format", "json", env={"ENS_MIGRATE_RECONCILE_DELAY": "0.05",
+                                              "ENS_MIGRATE_RATEE": "1"})
+    assert result.returncode == 1, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    events = [json.loads(line) for line in lines]  # every line parses
+    names = {e["event"] for e in events}
+    assert {"ens_migrate.run.simulation", "ens_migrate.run.summary", "ens_migrate.config.unknown_env",
+            "ens_migrate.job.invalid"} <= names
+    summary = next(e for e in events if e["event"] == "ens_migrate.run.summary")
+    assert summary["counts"]["imported"] == 3
+
+
+def test_verbose_shows_each_attempt_and_no_color_keeps_escapes_out(tmp_path: Path) -> None:
+    write_jobs(tmp_path / "jobs.csv", 3)
+    with SimProcess() as sim:
+        result = cli("run", str(tmp_path / "jobs.csv"), "--endpoint", sim.url, "--journal",
+                     str(tmp_path / "j.jsonl"), "-v", "--log-format", "json")
+        assert result.returncode == 0, result.stderr
+        attempts = [json.loads(line) for line in result.stderr.splitlines()
+                    if '"ens_migrate.job.attempt"' in line]
+        assert len(attempts) == 3
+        assert {a["level"] for a in attempts} == {"debug"}
+        quiet = cli("run", str(tmp_path / "jobs.csv"), "--endpoint", sim.url, "--journal",
+                    str(tmp_path / "k.jsonl"))
+        assert "sending ImportImage" not in quiet.stderr
+
+
+def test_no_color_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a terminal the console log is coloured, unless NO_COLOR is set (https://no-color.org)."""
+    from pipeline.log import colour_wanted
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert colour_wanted() is True
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert colour_wanted() is False

@@ -28,7 +28,7 @@ from pipeline.joblist.validate import InvalidRow, iter_rows
 from pipeline.journal.ledger import Ledger
 from pipeline.journal.reader import read_ledger
 from pipeline.journal.writer import JournalWriter
-from pipeline.log import configure_logging
+from pipeline.log import configure_logging, say
 from pipeline.oss.source import is_oss_url
 from pipeline.report.progress import Progress
 from pipeline.report.summary import summary_document, summary_line, write_summary
@@ -85,9 +85,11 @@ def default_journal(jobs: tuple[str, ...], *, simulated: bool = False) -> Path:
 @click.option("--wait", is_flag=True, help="After importing, poll until every image is Available or failed.")
 @wait_options
 @click.option("--quiet", is_flag=True, help="Only warnings and the final summary.")
+@click.option("-v", "--verbose", is_flag=True, help="Also debug events (each attempt).")
 def run(jobs: tuple[str, ...], journal: Path | None, config_path: Path | None, dry_run: bool,
         simulate: bool, retry_failed: bool, insecure_http: bool, max_duration: str | None,
-        deadline: str | None, cutoff: str, summary_path: Path | None, quiet: bool, wait: bool,
+        deadline: str | None, cutoff: str, summary_path: Path | None, quiet: bool, verbose: bool,
+        wait: bool,
         wait_timeout: str, poll_interval: float, skip_existing: bool, replace_failed_images: bool,
         **flags: Any) -> int:
     """Import every job of JOBS (CSV, JSON, JSON Lines) not done yet."""
@@ -95,7 +97,7 @@ def run(jobs: tuple[str, ...], journal: Path | None, config_path: Path | None, d
     early.install()
     try:
         return _run(early, jobs, journal, config_path, dry_run, simulate, retry_failed, insecure_http,
-                    max_duration, deadline, cutoff, summary_path, quiet, wait, wait_timeout,
+                    max_duration, deadline, cutoff, summary_path, quiet, verbose, wait, wait_timeout,
                     poll_interval, skip_existing, replace_failed_images, flags)
     finally:
         early.restore()
@@ -129,7 +131,8 @@ class EarlySignals:
 def _run(early: EarlySignals, jobs: tuple[str, ...], journal: Path | None, config_path: Path | None,
          dry_run: bool, simulate: bool, retry_failed: bool, insecure_http: bool,
          max_duration: str | None, deadline: str | None, cutoff: str, summary_path: Path | None,
-         quiet: bool, wait: bool, wait_timeout: str, poll_interval: float, skip_existing: bool,
+         quiet: bool, verbose: bool, wait: bool, wait_timeout: str, poll_interval: float,
+         skip_existing: bool,
          replace_failed_images: bool, flags: dict[str, Any]) -> int:
     sources = SourceOptions.pop(flags)
     config, settings = load_settings(config_path, flags)
@@ -144,14 +147,14 @@ def _run(early: EarlySignals, jobs: tuple[str, ...], journal: Path | None, confi
         raise UsageError(f"--journal {journal_path} is a directory; give a file, e.g. "
                          f"{journal_path / 'run.journal.jsonl'}")
     if dry_run:
-        configure_logging(fmt=settings.log_format, quiet=quiet)
+        configure_logging(fmt=settings.log_format, quiet=quiet, verbose=verbose)
         jobs = materialize(jobs, journal_path.parent, region=settings.region,
                            endpoint=settings.oss_endpoint or None, options=sources,
                            insecure_http=insecure_http)
         return _dry_run(jobs, rules, journal_path,
                         PlanOptions(retry_failed=retry_failed, replace_failed_images=replace_failed_images))
     with journal_session(journal_path, settings, simulate=simulate, insecure_http=insecure_http,
-                         quiet=quiet) as session:
+                         quiet=quiet, verbose=verbose) as session:
         target, ledger = session.target, session.ledger
         jobs = materialize(jobs, journal_path.parent, region=settings.region,
                            endpoint=target.oss_url or settings.oss_endpoint or None, options=sources,
@@ -174,14 +177,16 @@ def _run(early: EarlySignals, jobs: tuple[str, ...], journal: Path | None, confi
             waited = anyio.run(lambda: wait_phase(journal_path, target, settings,
                                                   image_timeout=image_timeout,
                                                   min_interval=poll_interval))
-    click.echo(summary_line(outcome.stats, elapsed), err=True)
+    fmt = settings.log_format
+    say(fmt, "ens_migrate.run.summary", summary_line(outcome.stats, elapsed),
+        counts=outcome.stats.to_json(), elapsed_seconds=round(elapsed, 3), exit_code=outcome.exit_code)
     if outcome.detail:
-        click.echo(f"ens-migrate: {outcome.detail}", err=True)
+        say(fmt, "ens_migrate.run.stopped", f"ens-migrate: {outcome.detail}", level="warning")
     code = outcome.exit_code
     if waited is not None:
-        click.echo(wait_line(waited), err=True)
+        say(fmt, "ens_migrate.wait.summary", wait_line(waited))
         for failure in waited.failures:
-            click.echo(f"  {failure}", err=True)
+            say(fmt, "ens_migrate.wait.image_failed", f"  {failure}", level="warning")
         code = combine(code, wait_exit_code(waited))
     if summary_path:
         document = summary_document(outcome.stats, stop=outcome.stop, detail=outcome.detail, code=code,

@@ -8,14 +8,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
-
 from pipeline.cli.target import Target, open_target
 from pipeline.config import Config, load_config
 from pipeline.journal.ledger import Ledger
 from pipeline.journal.lock import acquire_lock
 from pipeline.journal.reader import read_ledger, repair_and_warn
-from pipeline.log import configure_logging
+from pipeline.log import configure_logging, say
 from pipeline.settings import RunSettings, resolve_settings, unknown_env
 
 
@@ -26,7 +24,8 @@ def load_settings(config_path: Path | None, flags: Mapping[str, object]) -> tupl
     settings = resolve_settings(flags=flags, env=os.environ, file_section=config.sections.get("run", {}),
                                 file_name=config.source)
     for warning in unknown_env(os.environ):
-        click.echo(f"ens-migrate: warning: {warning}", err=True)
+        say(settings.log_format, "ens_migrate.config.unknown_env", f"ens-migrate: warning: {warning}",
+            level="warning")
     return config, settings
 
 
@@ -41,7 +40,8 @@ class Session:
 
 @contextlib.contextmanager
 def journal_session(journal: Path, settings: RunSettings, *, simulate: bool, insecure_http: bool,
-                    quiet: bool, detail: bool = False, lock: bool = True) -> Iterator[Session]:
+                    quiet: bool, verbose: bool = False, detail: bool = False,
+                    lock: bool = True) -> Iterator[Session]:
     """Lock the journal, open the target, configure logging, repair a torn tail, fold the ledger
     and check that it belongs to this target; unlock when the block ends.
 
@@ -52,7 +52,7 @@ def journal_session(journal: Path, settings: RunSettings, *, simulate: bool, ins
     try:
         with open_target(simulate=simulate, settings=settings, insecure_http=insecure_http,
                          journal=journal) as target:
-            configure_logging(fmt=settings.log_format, quiet=quiet)
+            configure_logging(fmt=settings.log_format, quiet=quiet, verbose=verbose)
             if lock:
                 repair_and_warn(journal)
             ledger = read_ledger(journal, detail=detail)

@@ -17,6 +17,7 @@ from pipeline.ens.credentials import Credentials, CredentialSource, StaticCreden
 from pipeline.ens.endpoint import Endpoint, resolve_endpoint
 from pipeline.errors import ConfigError
 from pipeline.journal.ledger import Ledger
+from pipeline.log import say
 from pipeline.settings import RunSettings, env_name
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -96,8 +97,9 @@ def open_target(*, simulate: bool, settings: RunSettings, insecure_http: bool,
                              oss_objects=EXAMPLE_BUCKET if EXAMPLE_BUCKET.is_file() else None,
                              oss_open_buckets=True)
     with SimulatorThread(config) as sim:
-        click.echo(f"*** SIMULATION: importing into the built-in ENS simulator at {sim.url}, "
-                   "not into Alibaba Cloud ***", err=True)
+        say(settings.log_format, "ens_migrate.run.simulation",
+            f"*** SIMULATION: importing into the built-in ENS simulator at {sim.url}, "
+            "not into Alibaba Cloud ***", url=sim.url)
         yield Target(resolve_endpoint(endpoint=sim.url),
                      StaticCredentials(Credentials(DEV_ACCESS_KEY_ID, DEV_ACCESS_KEY_SECRET,
                                                    source="simulator development pair")),

@@ -19,6 +19,7 @@ from pipeline.ens.transport import open_exchange
 from pipeline.errors import ExitCode, UsageError
 from pipeline.journal.reader import read_ledger
 from pipeline.journal.writer import JournalWriter
+from pipeline.log import say
 from pipeline.run.limits import Lookup
 from pipeline.run.wait import Waiter, WaitResult, pending_images
 from pipeline.run.window import parse_duration
@@ -99,8 +100,9 @@ def wait_options(command: F) -> F:
               help="Poll the built-in simulator a `run --simulate` imported into (its images are kept "
                    "beside the journal).")
 @click.option("--quiet", is_flag=True, help="Only warnings and the final line.")
+@click.option("-v", "--verbose", is_flag=True, help="Also debug events.")
 def watch(journal: Path, config_path: Path | None, insecure_http: bool, wait_timeout: str,
-          poll_interval: float, simulate: bool, quiet: bool, **flags: Any) -> int:
+          poll_interval: float, simulate: bool, quiet: bool, verbose: bool, **flags: Any) -> int:
     """Poll the images a run imported until each is Available or failed (exit 0, 1, or 3)."""
     _, settings = load_settings(config_path, flags)
     if not journal.exists():
@@ -109,11 +111,12 @@ def watch(journal: Path, config_path: Path | None, insecure_http: bool, wait_tim
         raise UsageError(f"--journal {journal} is a directory; give the run's journal file")
     timeout = parse_duration(wait_timeout, "--wait-timeout")
     with journal_session(journal, settings, simulate=simulate, insecure_http=insecure_http,
-                         quiet=quiet) as session:
+                         quiet=quiet, verbose=verbose) as session:
         started = time.monotonic()
         result = anyio.run(lambda: wait_phase(journal, session.target, settings, image_timeout=timeout,
                                               min_interval=poll_interval))
-    click.echo(f"{wait_line(result)} in {time.monotonic() - started:.1f}s", err=True)
+    say(settings.log_format, "ens_migrate.wait.summary",
+        f"{wait_line(result)} in {time.monotonic() - started:.1f}s")
     for failure in result.failures:
-        click.echo(f"  {failure}", err=True)
+        say(settings.log_format, "ens_migrate.wait.image_failed", f"  {failure}", level="warning")
     return wait_exit_code(result)

@@ -202,6 +202,7 @@ async def _send(ctx: WorkerContext, job: Job, seq: int, known_ids: tuple[str, ..
                     stats.deferred += 1
                     return
                 first = False
+                log.debug("ens_migrate.job.attempt", message="sending ImportImage", job=key, attempt=seq)
                 stats.requests += 1
                 stats.in_flight += 1
                 try:
