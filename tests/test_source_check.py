@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.oss_helpers import add_objects, object_line, oss_calls, write_objects
-from tests.run_helpers import SimProcess, import_requests, imported_counts, journal_records, run_against
+from tests.run_helpers import SimProcess, cli, import_requests, imported_counts, journal_records, run_against
 
 pytestmark = pytest.mark.timeout(180)
 BUCKET = "src-bkt"
@@ -139,3 +139,45 @@ def test_plan_sends_a_source_failure_again_without_retry_failed() -> None:
     assert plan("fp", failed, retry_failed=False) is Action.SEND
     other = JobLedger(JobState.FAILED, fingerprint="fp", code="InvalidParameter")
     assert plan("fp", other, retry_failed=False) is Action.SKIP_FAILED
+
+
+def test_validate_check_sources_reports_each_bad_object_and_imports_nothing(tmp_path: Path) -> None:
+    objects = write_objects(tmp_path / "objects.jsonl", [object_line(BUCKET, "images/here.qcow2"),
+                                                         object_line(BUCKET, "images/empty.qcow2", 0)])
+    jobs = jobs_file(tmp_path / "jobs.csv", [row("here", key="images/here.qcow2"),
+                                             row("gone", key="images/gone.qcow2"),
+                                             row("empty", key="images/empty.qcow2")])
+    with SimProcess("--oss-objects", str(objects)) as sim:
+        result = cli("validate", str(jobs), "--check-sources", "--oss-endpoint", sim.url, cwd=tmp_path)
+        assert result.returncode == 1, result.stderr
+        lines = result.stdout.splitlines()
+        assert lines == [
+            f"{jobs}:3: Source: Source.NotFound: oss://{BUCKET}/images/gone.qcow2 (region cn-beijing) "
+            "does not exist; upload it or fix OSSBucket/OSSObject (the job is checked again on the next run)",
+            f"{jobs}:4: Source: Source.Empty: oss://{BUCKET}/images/empty.qcow2 (region cn-beijing) is empty "
+            "(0 bytes); upload the image again"]
+        assert import_requests(sim) == 0
+
+
+def test_simulate_serves_the_example_bucket_and_an_oss_source(tmp_path: Path) -> None:
+    """`run --simulate oss://...` lists the simulator's OSS (jobs/example-bucket.jsonl) and imports it;
+    a missing object in an example bucket is a Source.NotFound, never sent."""
+    result = cli("run", "oss://k8s-images/nodes/", "--simulate", "--rate", "100", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "imported 2" in result.stderr
+    assert (tmp_path / "runs" / "k8s-images-nodes.discovered.jsonl").is_file()
+    jobs = jobs_file(tmp_path / "jobs.csv", [row("gone-one", bucket="k8s-images", key="nodes/none.qcow2")])
+    result = cli("run", str(jobs), "--simulate", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "Source.NotFound" in result.stderr
+
+
+def test_the_simulator_fails_an_import_of_a_missing_object_server_side(tmp_path: Path) -> None:
+    objects = write_objects(tmp_path / "objects.jsonl", [object_line(BUCKET, "images/here.qcow2")])
+    jobs = jobs_file(tmp_path / "jobs.csv", [row("here", key="images/here.qcow2"),
+                                             row("gone", key="images/gone.qcow2")])
+    with SimProcess("--oss-objects", str(objects), "--available-after", "0.2") as sim:
+        code, err = run_against(sim, jobs, tmp_path / "j.jsonl", "--wait", "--poll-interval", "0.1")
+        assert code != 0, err
+        status = {image["ImageName"]: image["Status"] for image in sim.images()}
+        assert status == {"here": "Available", "gone": "Pack_failed"}

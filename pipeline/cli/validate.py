@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
+from typing import Any, TextIO
 
+import anyio
 import click
 
+from pipeline.cli.sources import SourceOptions, materialize, source_options
 from pipeline.config import load_config
+from pipeline.ens.chain import resolve_source
+from pipeline.ens.credentials import CredentialSource
 from pipeline.errors import JobListError
+from pipeline.joblist.job import Job
 from pipeline.joblist.rules import job_rules
-from pipeline.joblist.validate import InvalidRow, iter_rows
+from pipeline.joblist.validate import InvalidRow, Problem, iter_rows
+from pipeline.log import configure_logging
+from pipeline.oss.check import check_all, checker_for
+from pipeline.oss.source import is_oss_url
+from pipeline.settings import resolve_settings
 
 
 @click.command()
@@ -20,13 +31,32 @@ from pipeline.joblist.validate import InvalidRow, iter_rows
               help="text: one FILE:LINE: Field: problem line each; json: one JSON document.")
 @click.option("--config", "config_path", type=click.Path(path_type=Path),
               help="TOML settings file whose [defaults] and [rules] apply to the rows.")
-def validate(jobs: tuple[str, ...], output: str, config_path: Path | None) -> int:
-    """Check job lists (.csv, .json, .jsonl, .ndjson; - for stdin) offline, sending nothing.
+@click.option("--check-sources", is_flag=True,
+              help="Also HeadObject every OSS object the valid rows name (as run does before importing).")
+@click.option("--insecure-http", is_flag=True,
+              help="Allow a plain http:// OSS endpoint that is not loopback.")
+@source_options
+def validate(jobs: tuple[str, ...], output: str, config_path: Path | None, check_sources: bool,
+             insecure_http: bool, **flags: Any) -> int:
+    """Check job lists (.csv, .json, .jsonl, .ndjson; - for stdin; oss://BUCKET/PREFIX) offline,
+    sending nothing (--check-sources asks OSS about each object, still importing nothing).
 
     Prints each problem to stdout and a summary to stderr. Exit 0 when every row is valid, 1 when
     some are not, 65 when a file cannot be read as a job list.
     """
-    rules = job_rules(load_config(config_path))
+    sources = SourceOptions.pop(flags)
+    config = load_config(config_path)
+    settings = resolve_settings(flags=flags, env=os.environ, file_section=config.sections.get("run", {}),
+                                file_name=config.source)
+    rules = job_rules(config)
+    credentials: CredentialSource | None = None
+    if check_sources or any(is_oss_url(j) for j in jobs):
+        configure_logging(fmt=settings.log_format, quiet=True)
+        credentials = anyio.run(resolve_source, dict(os.environ), Path.home())
+        jobs = materialize(jobs, Path("runs"), region=settings.region,
+                           endpoint=settings.oss_endpoint or None, options=sources,
+                           insecure_http=insecure_http, credentials=credentials)
+    valid: list[Job] = []
     out = sys.stdout
     rows = invalid = 0
     failure: JobListError | None = None
@@ -37,18 +67,22 @@ def validate(jobs: tuple[str, ...], output: str, config_path: Path | None) -> in
         for item in iter_rows(jobs, rules):
             rows += 1
             if not isinstance(item, InvalidRow):
+                if check_sources:
+                    valid.append(item)
                 continue
             invalid += 1
             for problem in item.problems:
-                if output == "json":
-                    record = {"source": problem.source, "line": problem.line, "field": problem.field,
-                              "message": problem.message, "name": item.name}
-                    out.write(separator + json.dumps(record, ensure_ascii=False))
-                    separator = ",\n  "
-                else:
-                    out.write(f"{problem}\n")
+                separator = _emit(out, output, separator, problem, item.name)
     except JobListError as exc:
         failure = exc
+    if check_sources and valid and credentials is not None:
+        checker = checker_for(credentials, endpoint=settings.oss_endpoint or None,
+                              insecure_http=insecure_http, rate=settings.oss_rate,
+                              check_format=sources.check_format, timeout=settings.timeout)
+        for job, found in anyio.run(check_all, checker, valid):
+            invalid += 1
+            problem = Problem(job.source, job.line, "Source", f"{found.code}: {found.message}")
+            separator = _emit(out, output, separator, problem, job.name)
     if output == "json":
         error = None if failure is None else {"source": failure.path, "line": failure.line,
                                               "message": failure.reason}
@@ -60,3 +94,14 @@ def validate(jobs: tuple[str, ...], output: str, config_path: Path | None) -> in
     click.echo(f"ens-migrate: {rows} rows checked: {rows - invalid} valid, {invalid} invalid"
                + (" (stopped at the unreadable file)" if failure else ""), err=True)
     return failure.exit_code if failure else 1 if invalid else 0
+
+
+def _emit(out: TextIO, output: str, separator: str, problem: Problem, name: str | None) -> str:
+    """Write one problem (a text line, or a JSON record after ``separator``); the next separator."""
+    if output != "json":
+        out.write(f"{problem}\n")
+        return separator
+    record = {"source": problem.source, "line": problem.line, "field": problem.field,
+              "message": problem.message, "name": name}
+    out.write(separator + json.dumps(record, ensure_ascii=False))
+    return ",\n  "

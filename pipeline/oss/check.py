@@ -10,13 +10,14 @@ ENS reads OSS itself). A bucket answering 403 is warned about once and not check
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import anyio
 import structlog
 
 from pipeline.ens.credentials import CredentialSource
+from pipeline.joblist.job import Job
 from pipeline.oss.client import ObjectInfo, OssClient, OssError, oss_endpoint
 from pipeline.oss.source import EMPTY, NOT_FOUND, NOT_QCOW2, SCHEME, named_objects
 
@@ -162,3 +163,25 @@ def checker_for(credentials: CredentialSource, *, endpoint: str | None, insecure
                          attempts=1, timeout=timeout)
 
     return SourceChecker(client_for, rate=rate, attempts=attempts, check_format=check_format)
+
+
+async def check_all(checker: SourceChecker, jobs: Sequence[Job],
+                    workers: int = 16) -> list[tuple[Job, SourceFailure]]:
+    """``validate --check-sources``: check every job (``workers`` at a time, paced by the checker);
+    the failures in job order."""
+    found: dict[int, SourceFailure] = {}
+    index = iter(enumerate(jobs))
+
+    async def worker() -> None:
+        for number, job in index:
+            failure = await checker.check(job.query())
+            if failure is not None:
+                found[number] = failure
+
+    try:
+        async with anyio.create_task_group() as tg:
+            for _ in range(workers):
+                tg.start_soon(worker)
+    finally:
+        await checker.close()
+    return [(jobs[n], found[n]) for n in sorted(found)]
