@@ -6,42 +6,23 @@ import contextlib
 import functools
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import TextIO
 
 import anyio
 import click
 
+from pipeline.cli.sources import LISTING_OPTIONS, with_options
 from pipeline.config import load_config
 from pipeline.ens.chain import resolve_source
 from pipeline.ens.credentials import CredentialSource
-from pipeline.joblist.naming import DEFAULT_TEMPLATE, check_template
+from pipeline.joblist.naming import check_template
 from pipeline.log import configure_logging
 from pipeline.oss.client import OssClient
 from pipeline.oss.client import oss_endpoint as resolve_oss_endpoint
 from pipeline.oss.discover import Discovery, discover, write_rows
 from pipeline.oss.source import DEFAULT_INCLUDE, KeyFilter, parse_oss_url
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-LISTING_OPTIONS = (
-    click.option("--include", multiple=True, help=f"Glob of keys to keep (default {DEFAULT_INCLUDE[0]}); "
-                 "repeatable; matched against the key and its last part."),
-    click.option("--exclude", multiple=True, help="Glob of keys to leave out; repeatable."),
-    click.option("--name", "template", default=DEFAULT_TEMPLATE, show_default=True,
-                 help="ImageName template: {stem}, {name}, {parent}, {key}; made valid by README's rule."),
-    click.option("--list-rate", type=float, default=10.0, show_default=True,
-                 help="ListObjectsV2 pages per second at most."),
-)
-"""How an oss:// source is listed and named; ``discover`` and ``run`` share them."""
-
-
-def with_options(command: F, options: tuple[Callable[[F], F], ...]) -> F:
-    """Apply click options in the order listed."""
-    for option in reversed(options):
-        command = option(command)
-    return command
 
 
 @click.command("discover")

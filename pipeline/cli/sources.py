@@ -12,18 +12,34 @@ import anyio
 import click
 import structlog
 
-from pipeline.cli.discover import LISTING_OPTIONS, run_discovery, with_options
 from pipeline.ens.credentials import CredentialSource
 from pipeline.ens.endpoint import is_loopback
 from pipeline.joblist.naming import DEFAULT_TEMPLATE
-from pipeline.oss.check import checker_for
-from pipeline.oss.discover import write_rows
-from pipeline.oss.source import is_oss_url, parse_oss_url
+from pipeline.oss.source import DEFAULT_INCLUDE, is_oss_url, parse_oss_url
 from pipeline.run.worker import SourceCheck
 from pipeline.settings import RunSettings
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = structlog.get_logger("ens_migrate.sources")
+
+LISTING_OPTIONS = (
+    click.option("--include", multiple=True, help=f"Glob of keys to keep (default {DEFAULT_INCLUDE[0]}); "
+                 "repeatable; matched against the key and its last part."),
+    click.option("--exclude", multiple=True, help="Glob of keys to leave out; repeatable."),
+    click.option("--name", "template", default=DEFAULT_TEMPLATE, show_default=True,
+                 help="ImageName template: {stem}, {name}, {parent}, {key}; made valid by README's rule."),
+    click.option("--list-rate", type=float, default=10.0, show_default=True,
+                 help="ListObjectsV2 pages per second at most."),
+)
+"""How an oss:// source is listed and named; ``discover`` and ``run`` share them."""
+
+
+def with_options(command: F, options: tuple[Callable[[F], F], ...]) -> F:
+    """Apply click options in the order listed."""
+    for option in reversed(options):
+        command = option(command)
+    return command
+
 
 _OPTIONS = (
     click.option("--oss-endpoint", help="OSS endpoint of oss:// sources and source checks "
@@ -81,6 +97,9 @@ def materialize(jobs: tuple[str, ...], folder: Path, *, region: str, endpoint: s
         if not is_oss_url(job):
             out.append(job)
             continue
+        from pipeline.cli.discover import run_discovery  # the OSS SDK, only when a source needs it
+        from pipeline.oss.discover import write_rows
+
         found = anyio.run(run_discovery, job, region, endpoint, options.include, options.exclude,
                           options.template, options.list_rate, insecure_http, credentials)
         for line in found.problems():
@@ -110,6 +129,8 @@ async def source_check(options: SourceOptions, settings: RunSettings, credential
     if not checks_wanted(options, settings, ens_host=ens_host, simulated=oss_url is not None):
         yield None
         return
+    from pipeline.oss.check import checker_for  # the OSS SDK, only when the check runs
+
     checker = checker_for(credentials, endpoint=oss_url or settings.oss_endpoint or None,
                           insecure_http=insecure_http, rate=settings.oss_rate,
                           check_format=options.check_format, timeout=settings.timeout)

@@ -20,7 +20,6 @@ from pipeline.joblist.job import Job
 from pipeline.joblist.rules import job_rules
 from pipeline.joblist.validate import InvalidRow, Problem, iter_rows
 from pipeline.log import configure_logging
-from pipeline.oss.check import check_all, checker_for
 from pipeline.oss.source import is_oss_url
 from pipeline.settings import resolve_settings
 
@@ -76,6 +75,8 @@ def validate(jobs: tuple[str, ...], output: str, config_path: Path | None, check
     except JobListError as exc:
         failure = exc
     if check_sources and valid and credentials is not None:
+        from pipeline.oss.check import check_all, checker_for  # the OSS SDK, only when asked
+
         checker = checker_for(credentials, endpoint=settings.oss_endpoint or None,
                               insecure_http=insecure_http, rate=settings.oss_rate,
                               check_format=sources.check_format, timeout=settings.timeout)
