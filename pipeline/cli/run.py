@@ -23,6 +23,7 @@ from pipeline.ens.client import EnsClient
 from pipeline.ens.listing import Paging
 from pipeline.ens.transport import open_exchange
 from pipeline.errors import EnsError, StoppedAtStartup, UsageError
+from pipeline.joblist.readers import estimate_rows
 from pipeline.joblist.rules import job_rules
 from pipeline.joblist.validate import InvalidRow, iter_rows
 from pipeline.journal.ledger import Ledger
@@ -245,7 +246,7 @@ async def _migrate(jobs: tuple[str, ...], rules: Any, journal_path: Path, ledger
             breaker=CircuitBreaker(BreakerConfig(settings.breaker_warmup, settings.breaker_ratio,
                                                  settings.breaker_streak)),
             check_source=check_source)
-        display = Progress(lambda: ctx.gate.rate, tty=False if quiet else None)
+        display = Progress(lambda: ctx.gate.rate, total=estimate_rows(jobs), tty=False if quiet else None)
         window = Window(stop_at=time.monotonic() + stop_after if stop_after else None, hard=options.hard)
         client = ctx.api
         assert isinstance(client, EnsClient)

@@ -7,7 +7,7 @@ import difflib
 import json
 import re
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol, cast
 
@@ -387,3 +387,32 @@ class _ArrayScanner:
 
     def _fail(self, reason: str) -> None:
         raise JobListError(self._source, self._line, reason)
+
+
+_NAME_KEY = b'"ImageName"'
+_CHUNK = 1 << 20
+
+
+def estimate_rows(paths: Iterable[str]) -> int | None:
+    """A cheap count of the rows in ``paths`` for progress (None for stdin or an unreadable
+    file): JSON and JSON Lines count their ``"ImageName"`` keys, CSV its lines after the header.
+
+    One pass over the bytes, no parsing (about 0.1 s for a million rows); a count that is off by
+    a quoted newline or a missing name only moves the ETA.
+    """
+    total = 0
+    for path in paths:
+        if path == "-":
+            return None
+        csv = not path.lower().endswith((".json", ".jsonl", ".ndjson"))
+        try:
+            with open(path, "rb") as stream:
+                count, tail = 0, b""
+                while chunk := stream.read(_CHUNK):
+                    data = tail + chunk
+                    count += data.count(b"\n") if csv else data.count(_NAME_KEY)
+                    tail = b"" if csv else data[-(len(_NAME_KEY) - 1):]
+        except OSError:
+            return None
+        total += max(0, count - 1) if csv else count
+    return total
