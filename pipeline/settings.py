@@ -45,6 +45,8 @@ _SPECS: dict[str, _Spec] = {
     "retry_max_delay": _Spec(float, _positive(float), "seconds above 0"),
     "reconcile_delay": _Spec(float, lambda v: isinstance(v, float) and 0 <= v < math.inf,
                              "seconds, 0 or more"),
+    "reconcile_horizon": _Spec(float, lambda v: isinstance(v, float) and 0 <= v < math.inf,
+                               "seconds, 0 or more"),
     "lookup_rate": _Spec(float, _positive(float), "lookups per second above 0"),
     "transport": _Spec(str, lambda v: v in get_args(Transport), " or ".join(get_args(Transport))),
     "breaker_warmup": _Spec(int, lambda v: isinstance(v, int) and v >= 1, "a whole number >= 1"),
@@ -70,6 +72,7 @@ class RunSettings:
     max_retry_time: float = 600.0
     retry_max_delay: float = 20.0
     reconcile_delay: float = 1.0
+    reconcile_horizon: float = 60.0
     lookup_rate: float = 10.0
     transport: Transport = "aiohttp"
     breaker_warmup: int = 20

@@ -29,8 +29,9 @@ TABLE: list[tuple[JobState, bool, bool, Action]] = [
     (S.IN_DOUBT, True, True, A.RECONCILE),
     (S.IMPORTED, False, False, A.SKIP_DONE),
     (S.IMPORTED, False, True, A.SKIP_DONE),
-    (S.IMPORTED, True, False, A.SEND),
-    (S.IMPORTED, True, True, A.SEND),
+    # Imported is final: a changed row is reported, not sent (D2).
+    (S.IMPORTED, True, False, A.SKIP_CHANGED),
+    (S.IMPORTED, True, True, A.SKIP_CHANGED),
     (S.FAILED, False, False, A.SKIP_FAILED),
     (S.FAILED, False, True, A.SEND),
     (S.FAILED, True, False, A.SEND),
@@ -48,6 +49,17 @@ def test_plan_table(state: JobState, changed: bool, retry_failed: bool, expected
     an attempt with no outcome is always reconciled first; anything else is sent."""
     entry = JobLedger(state=state, fingerprint=OTHER if changed else FP)
     assert plan(FP, entry, retry_failed=retry_failed) is expected
+
+
+def test_reimport_changed_deletes_then_sends() -> None:
+    """--reimport-changed turns a changed imported job into REIMPORT (delete, then import); an
+    unchanged one stays done, and a job with no image to delete is only reported."""
+    changed = JobLedger(state=S.IMPORTED, fingerprint=OTHER, image_id="m-1")
+    assert plan(FP, changed, retry_failed=False, reimport_changed=True) is A.REIMPORT
+    same = JobLedger(state=S.IMPORTED, fingerprint=FP, image_id="m-1")
+    assert plan(FP, same, retry_failed=False, reimport_changed=True) is A.SKIP_DONE
+    no_image = JobLedger(state=S.IMPORTED, fingerprint=OTHER)
+    assert plan(FP, no_image, retry_failed=False, reimport_changed=True) is A.SKIP_CHANGED
 
 
 def test_table_covers_every_combination() -> None:

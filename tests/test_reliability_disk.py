@@ -20,7 +20,7 @@ from tests.run_helpers import SimProcess, cli, imported_counts, write_jobs
 
 pytestmark = pytest.mark.timeout(120)
 
-FAST = {"ENS_MIGRATE_RECONCILE_DELAY": "0.05"}
+FAST = {"ENS_MIGRATE_RECONCILE_DELAY": "0.05", "ENS_MIGRATE_RECONCILE_HORIZON": "1"}
 Mount = Callable[[str], Path]
 
 

@@ -16,7 +16,8 @@ from tests.run_helpers import SimProcess, cli, imported_counts, journal_records,
 
 pytestmark = pytest.mark.timeout(120)
 
-FAST = {"ENS_MIGRATE_RECONCILE_DELAY": "0.05", "ENS_MIGRATE_LOOKUP_RATE": "200"}
+FAST = {"ENS_MIGRATE_RECONCILE_DELAY": "0.05", "ENS_MIGRATE_RECONCILE_HORIZON": "1",
+        "ENS_MIGRATE_LOOKUP_RATE": "200"}
 MIXED_20 = ("--fault", "error500=0.04", "--fault", "error503=0.04", "--fault", "drop_before=0.03",
             "--fault", "drop_after=0.03", "--fault", "slow_after=0.03", "--fault", "garbage=0.03",
             "--slow-seconds", "0.6", "--latency", "0.0-0.01")

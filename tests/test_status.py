@@ -195,7 +195,7 @@ def test_json_document_has_the_documented_keys(tmp_path: Path) -> None:
     """--json prints one document whose keys are those the help documents."""
     doc = json_status(scenario(tmp_path))
     assert list(doc) == ["schema", "journal", "records", "runs", "counts", "failures", "last_run",
-                         "learned_rate", "image_statuses"]
+                         "learned_rate", "image_statuses", "duplicates", "changed_since_imported"]
     assert list(doc["counts"]) == ["imported", "adopted", "existing", "done", "failed", "in_doubt",
                                    "pending", "invalid", "total"]
     assert (doc["schema"], doc["runs"]) == (1, 2)

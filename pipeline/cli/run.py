@@ -70,6 +70,9 @@ def default_journal(jobs: tuple[str, ...], *, simulated: bool = False) -> Path:
 @click.option("--concurrency", type=int, help="Requests in flight at most.")
 @click.option("--max-attempts", type=int, help="Tries per job before it is recorded failed.")
 @click.option("--timeout", type=float, help="Seconds to wait for an answer to one request.")
+@click.option("--reconcile-horizon", type=float,
+              help="Seconds after an ambiguous attempt before a lookup that finds nothing counts as "
+                   "absent (default 60).")
 @click.option("--retry-failed", is_flag=True, help="Also re-attempt jobs that failed in earlier runs.")
 @click.option("--dry-run", is_flag=True, help="Validate, read the journal, print the plan; send nothing.")
 @click.option("--simulate", is_flag=True, help="Import into the built-in simulator (no cloud account).")
@@ -83,6 +86,8 @@ def default_journal(jobs: tuple[str, ...], *, simulated: bool = False) -> Path:
               help="List the account's images once; skip jobs whose ImageName already exists.")
 @click.option("--replace-failed-images", is_flag=True,
               help="With --retry-failed: delete an image that failed server-side, then import again.")
+@click.option("--reimport-changed", is_flag=True,
+              help="Delete the image of an imported job whose row changed, then import the new row.")
 @click.option("--wait", is_flag=True, help="After importing, poll until every image is Available or failed.")
 @wait_options
 @click.option("--quiet", is_flag=True, help="Only warnings and the final summary.")
@@ -92,6 +97,7 @@ def run(jobs: tuple[str, ...], journal: Path | None, config_path: Path | None, d
         deadline: str | None, cutoff: str, summary_path: Path | None, quiet: bool, verbose: bool,
         wait: bool,
         wait_timeout: str, poll_interval: float, skip_existing: bool, replace_failed_images: bool,
+        reimport_changed: bool,
         **flags: Any) -> int:
     """Import every job of JOBS (CSV, JSON, JSON Lines) not done yet."""
     early = EarlySignals()
@@ -99,7 +105,7 @@ def run(jobs: tuple[str, ...], journal: Path | None, config_path: Path | None, d
     try:
         return _run(early, jobs, journal, config_path, dry_run, simulate, retry_failed, insecure_http,
                     max_duration, deadline, cutoff, summary_path, quiet, verbose, wait, wait_timeout,
-                    poll_interval, skip_existing, replace_failed_images, flags)
+                    poll_interval, skip_existing, replace_failed_images, reimport_changed, flags)
     finally:
         early.restore()
 
@@ -134,7 +140,7 @@ def _run(early: EarlySignals, jobs: tuple[str, ...], journal: Path | None, confi
          max_duration: str | None, deadline: str | None, cutoff: str, summary_path: Path | None,
          quiet: bool, verbose: bool, wait: bool, wait_timeout: str, poll_interval: float,
          skip_existing: bool,
-         replace_failed_images: bool, flags: dict[str, Any]) -> int:
+         replace_failed_images: bool, reimport_changed: bool, flags: dict[str, Any]) -> int:
     sources = SourceOptions.pop(flags)
     config, settings = load_settings(config_path, flags)
     rules = job_rules(config)
@@ -153,7 +159,8 @@ def _run(early: EarlySignals, jobs: tuple[str, ...], journal: Path | None, confi
                            endpoint=settings.oss_endpoint or None, options=sources,
                            insecure_http=insecure_http)
         return _dry_run(jobs, rules, journal_path,
-                        PlanOptions(retry_failed=retry_failed, replace_failed_images=replace_failed_images))
+                        PlanOptions(retry_failed=retry_failed, replace_failed_images=replace_failed_images,
+                                    reimport_changed=reimport_changed))
     with journal_session(journal_path, settings, simulate=simulate, insecure_http=insecure_http,
                          quiet=quiet, verbose=verbose) as session:
         target, ledger = session.target, session.ledger
@@ -168,7 +175,7 @@ def _run(early: EarlySignals, jobs: tuple[str, ...], journal: Path | None, confi
         options = _Options(retry_failed=retry_failed, stop_after=stop_after, hard=cutoff == "hard",
                            quiet=quiet, skip_existing=skip_existing,
                            replace_failed_images=replace_failed_images, sources=sources,
-                           insecure_http=insecure_http)
+                           insecure_http=insecure_http, reimport_changed=reimport_changed)
         early.starting = False  # from here the run's own handlers stop it (run.end, exit 3)
         outcome = anyio.run(_migrate, jobs, rules, journal_path, ledger, settings,
                             target, options, lambda: early.received)
@@ -218,6 +225,7 @@ class _Options:
     replace_failed_images: bool
     sources: SourceOptions | None = None
     insecure_http: bool = False
+    reimport_changed: bool = False
 
 
 async def _migrate(jobs: tuple[str, ...], rules: Any, journal_path: Path, ledger: Ledger,
@@ -243,6 +251,7 @@ async def _migrate(jobs: tuple[str, ...], rules: Any, journal_path: Path, ledger
                                max_elapsed=settings.max_retry_time),
             budget=RetryBudget(), stats=RunStats(), control=control, clock=time.monotonic,
             sleep=control.wait, reconcile_delay=settings.reconcile_delay,
+            horizon=settings.reconcile_horizon,
             breaker=CircuitBreaker(BreakerConfig(settings.breaker_warmup, settings.breaker_ratio,
                                                  settings.breaker_streak)),
             check_source=check_source)
@@ -254,6 +263,7 @@ async def _migrate(jobs: tuple[str, ...], rules: Any, journal_path: Path, ledger
         migration = Migration(ctx, ledger, concurrency=settings.concurrency,
                               retry_failed=options.retry_failed,
                               replace_failed_images=options.replace_failed_images, existing=existing,
+                              reimport_changed=options.reimport_changed,
                               window=window, progress=None if quiet else display.update,
                               progress_interval=display.interval, early_signal=early_signal,
                               target=target.name)
@@ -306,6 +316,9 @@ def _dry_run(jobs: tuple[str, ...], rules: Any, journal_path: Path, options: Pla
                 click.echo(str(problem))
             continue
         counts[item.action] += 1
+        if item.action is Action.SKIP_CHANGED and item.entry is not None:
+            click.echo(f"{item.job.location}: {item.job.name}: changed since imported as "
+                       f"{item.entry.image_id}; not sent (--reimport-changed to replace it)")
     click.echo(f"plan for {', '.join(jobs)} (journal {journal_path}): {rows} rows; "
                f"{dry_run_actions(counts)}, invalid {invalid}. Nothing was sent (--dry-run).")
     return 0
@@ -319,6 +332,8 @@ _ACTION_WORDS = {
     Action.SKIP_FAILED: "skip failed {} (--retry-failed to include)",
     Action.SKIP_FAILED_IMAGE: "skip failed image {} (--replace-failed-images to include)",
     Action.SKIP_EXISTING: "skip existing {}",
+    Action.SKIP_CHANGED: "changed since imported {} (not sent; --reimport-changed to replace)",
+    Action.REIMPORT: "delete the imported image and import the changed row {}",
 }
 
 

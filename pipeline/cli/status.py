@@ -29,6 +29,11 @@ JSON_HELP = """\b
                    exit_code are null when the run recorded no end
   learned_rate    requests/s learned from throttling, or null
   image_statuses  [{status, count, mean_seconds, max_seconds}]
+  duplicates      [{job, image_id, orphans}]: second images a run's own
+                   check found (image_id is the journal's; delete orphans)
+  changed_since_imported
+                  [{job, image_id}]: imported jobs whose row changed since;
+                   not sent again (run --reimport-changed replaces them)
 """
 
 

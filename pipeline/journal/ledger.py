@@ -55,6 +55,13 @@ class JobLedger:
     """An ImageId whose DeleteImage was sent (``job.delete``) with no outcome recorded yet."""
     deleted_ids: tuple[str, ...] = ()
     """Every ImageId recorded deleted (``job.deleted``) for this key."""
+    doubt_ts: str | None = None
+    """While in doubt: the timestamp of its last attempt or ambiguous error, where the reconcile
+    horizon of an inherited doubt is measured from (cleared by an outcome)."""
+    changed_fp: str | None = None
+    """The fingerprint of a changed row seen for this imported job (``job.changed``), not sent."""
+    duplicates: tuple[str, ...] = ()
+    """Second images of this job found by a run's own check (``job.duplicate``), not deleted since."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,18 +141,31 @@ def _apply_job(job: JobLedger, event: str, rec: Mapping[str, Any], keep_params: 
         job.request_ids = (*job.request_ids, request_id)
     if event == r.JOB_ATTEMPT:
         job.state = JobState.IN_DOUBT
+        job.doubt_ts = rec.get("ts")
         job.attempts = max(job.attempts, int(rec.get("attempt", job.attempts + 1)))
     elif event == r.JOB_ERROR:
-        job.state = JobState.IN_DOUBT if rec.get("ambiguous") else JobState.PENDING
+        ambiguous = bool(rec.get("ambiguous"))
+        job.state = JobState.IN_DOUBT if ambiguous else JobState.PENDING
+        job.doubt_ts = rec.get("ts") if ambiguous else None
         _set_error(job, rec)
+    elif event == r.JOB_CHANGED:
+        job.changed_fp = rec.get("new_fp")
+    elif event == r.JOB_DUPLICATE:
+        extra = [i for i in rec.get("duplicates", ()) if i not in job.duplicates]
+        job.duplicates = (*job.duplicates, *extra)
+        for image_id in extra:
+            if image_id not in job.known_image_ids:
+                job.known_image_ids = (*job.known_image_ids, image_id)
     elif event in (r.JOB_IMPORTED, r.JOB_SKIPPED):
         job.state = JobState.IMPORTED
+        job.doubt_ts = job.changed_fp = None
         _adopt(job, rec["image_id"])
         job.via = sys.intern(rec.get("via") or ("existing" if event == r.JOB_SKIPPED else "import"))
         job.code = job.message = None
         job.http_status = None
         job.image_status = None
     elif event == r.JOB_RECONCILED:
+        job.doubt_ts = None
         if rec.get("image_id"):
             job.state = JobState.IMPORTED
             _adopt(job, rec["image_id"])
@@ -154,6 +174,7 @@ def _apply_job(job: JobLedger, event: str, rec: Mapping[str, Any], keep_params: 
             job.state = JobState.PENDING
     elif event == r.JOB_FAILED:
         job.state = JobState.FAILED
+        job.doubt_ts = None
         _set_error(job, rec)
     elif event == r.JOB_INVALID:
         job.state = JobState.INVALID
@@ -182,6 +203,8 @@ def _delete_outcome(job: JobLedger, event: str, rec: Mapping[str, Any]) -> None:
         return
     if image_id not in job.deleted_ids:
         job.deleted_ids = (*job.deleted_ids, image_id)
+    if image_id in job.duplicates:
+        job.duplicates = tuple(i for i in job.duplicates if i != image_id)
     if job.image_id == image_id:
         # The job's own image is gone: nothing stands for it now, so it may be sent again (a
         # failed image replaced, or an imported one re-imported on purpose). An orphan's

@@ -34,10 +34,19 @@ lost or "no such image" answer found it gone (``via`` ``gone``)."""
 JOB_DELETE_FAILED = "job.delete_failed"
 """DeleteImage of ``image_id`` did not happen (``code``, ``message``; ``creating`` when the image
 was still Creating)."""
+JOB_DUPLICATE = "job.duplicate"
+"""A run's own end check found more images of a job's name than the journal's one: ``image_id``
+(the one the journal holds) and ``duplicates`` (the others, orphans to delete)."""
+JOB_CHANGED = "job.changed"
+"""An imported job's row changed since (``fp`` the new fingerprint, ``image_id`` the imported
+image): reported, never sent again without ``--reimport-changed``."""
+AUDIT = "audit"
+"""One ``ens-migrate audit`` pass: its counts (no job key)."""
 
 EVENTS = frozenset({
     RUN_START, RUN_END, RATE_LEARNED, JOB_INVALID, JOB_ATTEMPT, JOB_ERROR, JOB_IMPORTED,
     JOB_FAILED, JOB_RECONCILED, JOB_STATUS, JOB_SKIPPED, JOB_DELETE, JOB_DELETED, JOB_DELETE_FAILED,
+    JOB_DUPLICATE, JOB_CHANGED, AUDIT,
 })
 
 _ENVELOPE = frozenset({"v", "ts", "event", "key"})

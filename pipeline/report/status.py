@@ -66,6 +66,17 @@ class ImageStatusGroup:
 
 
 @dataclass(frozen=True, slots=True)
+class Flagged:
+    """One job the journal flags: a duplicate image found, or a row changed since imported."""
+
+    job: str
+    image_id: str | None
+    """The image the journal holds for the job."""
+    others: tuple[str, ...] = ()
+    """Duplicates: the orphan ImageIds."""
+
+
+@dataclass(frozen=True, slots=True)
 class Status:
     """Everything ``ens-migrate status`` shows."""
 
@@ -77,6 +88,10 @@ class Status:
     last_run: RunInfo | None
     learned_rate: float | None
     image_statuses: tuple[ImageStatusGroup, ...]
+    duplicates: tuple[Flagged, ...] = ()
+    """Jobs with a second image found by a run's own check (``job.duplicate``)."""
+    changed: tuple[Flagged, ...] = ()
+    """Imported jobs whose row changed since (``job.changed``): not sent again."""
 
     def to_json(self) -> dict[str, Any]:
         """The ``--json`` document (keys documented in the command's help)."""
@@ -101,6 +116,9 @@ class Status:
             "learned_rate": self.learned_rate,
             "image_statuses": [{"status": g.status, "count": g.count, "mean_seconds": g.mean_seconds,
                                 "max_seconds": g.max_seconds} for g in self.image_statuses],
+            "duplicates": [{"job": d.job, "image_id": d.image_id, "orphans": list(d.others)}
+                           for d in self.duplicates],
+            "changed_since_imported": [{"job": d.job, "image_id": d.image_id} for d in self.changed],
         }
 
 
@@ -123,7 +141,14 @@ def summarize(ledger: Ledger, *, journal: str) -> Status:
     examples: dict[str, _Example] = {}
     images: dict[str, list[float]] = {}
     image_counts: dict[str, int] = {}
+    duplicates: list[Flagged] = []
+    changed: list[Flagged] = []
     for key, job in current_jobs(ledger):
+        if job.duplicates:
+            duplicates.append(Flagged(key, job.image_id, job.duplicates))
+        if (job.state is JobState.IMPORTED and job.changed_fp is not None
+                and job.changed_fp != job.fingerprint):
+            changed.append(Flagged(key, job.image_id))
         if job.state is JobState.IMPORTED:
             tally[job.via if job.via in ("reconcile", "existing") else "import"] += 1
         else:
@@ -147,7 +172,7 @@ def summarize(ledger: Ledger, *, journal: str) -> Status:
         round(sum(secs) / len(secs), 3) if secs else None, max(secs) if secs else None)
         for status, secs in images.items()), key=lambda g: (-g.count, g.status)))
     return Status(journal, ledger.records, ledger.runs, counts, groups, ledger.last_run,
-                  ledger.learned_rate, statuses)
+                  ledger.learned_rate, statuses, tuple(duplicates), tuple(changed))
 
 
 def _better_example(current: _Example | None, key: str, job: JobLedger) -> _Example:
@@ -186,6 +211,15 @@ def render_text(status: Status, *, width: int = 100) -> str:
                 img.mean_seconds is not None and img.max_seconds is not None) else ""
             parts.append(f"{img.status} {img.count}{timing}")
         lines.append("image statuses: " + ", ".join(parts))
+    if status.duplicates:
+        lines += ["", f"DUPLICATES: {_plural(len(status.duplicates), 'job')} with a second image "
+                      "(delete the orphans: `ens-migrate audit --delete-duplicates`)"]
+        lines += [f"  {d.job}: journal holds {d.image_id or '-'}; orphans {', '.join(d.others)}"
+                  for d in status.duplicates]
+    if status.changed:
+        lines += ["", f"changed since imported (not sent again; `run --reimport-changed` replaces "
+                      f"them): {_plural(len(status.changed), 'job')}"]
+        lines += [f"  {d.job}: imported as {d.image_id or '-'}" for d in status.changed]
     lines += _hints(c)
     return "\n".join(lines) + "\n"
 

@@ -32,7 +32,8 @@ def summary_document(stats: RunStats, *, stop: StopReason | None, detail: str | 
 _LINE_COUNTERS = (("imported", "imported"), ("adopted", "adopted"), ("skipped_done", "already done"),
                   ("existing", "existing"), ("failed", "failed"), ("invalid", "invalid"),
                   ("skipped_failed", "skipped (failed before)"), ("in_doubt", "in doubt"),
-                  ("deferred", "deferred"))
+                  ("deferred", "deferred"), ("changed", "changed since imported (not sent)"),
+                  ("duplicates", "DUPLICATE images (see `status`; delete with `audit --delete-duplicates`)"))
 
 
 def summary_line(stats: RunStats, elapsed: float) -> str:

@@ -20,6 +20,7 @@ from pipeline.joblist.validate import InvalidRow, Validated
 from pipeline.journal import records as r
 from pipeline.journal.ledger import JobLedger, JobState, Ledger
 from pipeline.run.delete import Deleter
+from pipeline.run.doubt import Doubt, Outcome
 from pipeline.run.plan import Action, PlanOptions, plan_rows
 from pipeline.run.stats import RunStats, StopReason, exit_code
 from pipeline.run.worker import WorkerContext, process
@@ -65,11 +66,13 @@ class Migration:
                  progress_interval: float = 5.0, target: str | None = None,
                  replace_failed_images: bool = False,
                  existing: Mapping[str, str] | None = None,
-                 early_signal: Callable[[], str | None] | None = None) -> None:
+                 early_signal: Callable[[], str | None] | None = None,
+                 reimport_changed: bool = False) -> None:
         self.ctx = ctx
         self.early_signal = early_signal
         """The signal (name) that arrived before this run's handlers were in place, if any."""
         self.replace_failed_images = replace_failed_images
+        self.reimport_changed = reimport_changed
         self.existing = existing
         """``--skip-existing``: ImageName -> ImageId of the account's images, listed once."""
         self.target = target
@@ -109,6 +112,8 @@ class Migration:
             async with anyio.create_task_group() as side:
                 side.start_soon(self._watch, watchers)
                 await self._run_jobs(rows)
+                if not ctx.control.stopping:
+                    await self._check_doubts()
                 watchers.cancel()
         finally:
             stop = ctx.control.stop_reason
@@ -201,22 +206,30 @@ class Migration:
         self.ctx.control.stop(reason, detail)
         if not self._workers_scope.cancel_called:
             stats = self.ctx.stats
-            stats.in_doubt += stats.in_flight
-            stats.deferred += self._holding - stats.in_flight
+            stats.in_doubt += stats.in_flight + stats.parked
+            stats.deferred += max(0, self._holding - stats.in_flight)
             self._workers_scope.cancel()
 
-    async def _delete_failed_image(self, job: Job, image_id: str) -> bool:
+    async def _delete_old_image(self, job: Job, image_id: str, *, reimport: bool) -> bool:
+        """Delete the image a job holds before importing it again (journaled step by step by the
+        Deleter; "no such image" counts as deleted once a lookup finds it gone)."""
         ctx = self.ctx
         deleter = Deleter(ctx.api, ctx.journal, pace=ctx.lookup.acquire, sleep=ctx.sleep)
-        result = await deleter.delete(job.name, image_id, reason="replace-failed-image")
+        reason = "reimport-changed" if reimport else "replace-failed-image"
+        result = await deleter.delete(job.name, image_id, reason=reason)
         if not result.outcome.done:
+            stays = "imported (its old row)" if reimport else "failed"
             log.warning("ens_migrate.job.delete_failed",
-                        message="could not delete the failed image; the job stays failed", job=job.name,
+                        message=f"could not delete the old image; the job stays {stays}", job=job.name,
                         image_id=image_id, code=result.code, error=result.message)
-            ctx.stats.skipped_failed += 1
+            if reimport:
+                ctx.stats.changed += 1
+            else:
+                ctx.stats.skipped_failed += 1
             return False
-        log.info("ens_migrate.job.deleted_failed_image",
-                 message="deleted the failed image before importing again", job=job.name, image_id=image_id)
+        log.info("ens_migrate.job.deleted_old_image",
+                 message="deleted the old image before importing again", job=job.name, image_id=image_id,
+                 reason=reason)
         return True
 
     async def _run_jobs(self, rows: Iterable[Validated]) -> None:
@@ -232,16 +245,70 @@ class Migration:
 
     async def _run_workers(self, receive: MemoryObjectReceiveStream[_Item]) -> None:
         with self._workers_scope:
-            async with anyio.create_task_group() as workers, receive:
-                for _ in range(self.concurrency * WORKERS_PER_SLOT):
-                    workers.start_soon(self._worker, receive.clone())
+            # The delayed queue: a job waiting out its reconcile horizon is a sleeping task here,
+            # holding neither a worker nor a request slot, so the run keeps its rate meanwhile.
+            async with anyio.create_task_group() as delayed:
+                def park(due: float, then: Callable[[], Awaitable[Outcome]]) -> None:
+                    self.ctx.stats.parked += 1
+                    delayed.start_soon(self._resume, due, then)
+
+                self.ctx.park = park
+                async with anyio.create_task_group() as workers, receive:
+                    for _ in range(self.concurrency * WORKERS_PER_SLOT):
+                        workers.start_soon(self._worker, receive.clone())
+
+    async def _resume(self, due: float, then: Callable[[], Awaitable[Outcome]]) -> None:
+        ctx = self.ctx
+        try:
+            await ctx.sleep(max(0.0, due - ctx.clock()))
+            outcome = Outcome.IN_DOUBT if ctx.control.stopping else await then()
+        finally:
+            ctx.stats.parked -= 1
+        ctx.stats.tally(outcome)
+
+    async def _check_doubts(self) -> None:
+        """The run's own check: every job that had an ambiguous attempt is looked up once more,
+        one horizon after its last send; an image besides the journal's one is a duplicate,
+        journaled (``job.duplicate``) and counted (exit 1)."""
+        ctx = self.ctx
+        for doubt in sorted(ctx.doubts.values(), key=lambda d: d.last_sent):
+            if doubt.image_id is None:
+                continue
+            await ctx.sleep(max(0.0, doubt.last_sent + ctx.horizon - ctx.clock()))
+            if ctx.control.stopping:
+                return
+            await self._check_one(doubt)
+
+    async def _check_one(self, doubt: Doubt) -> None:
+        ctx = self.ctx
+        ctx.stats.lookups += 1
+        try:
+            images = await ctx.api.find_images_by_name(doubt.name)
+        except EnsError as exc:
+            log.warning("ens_migrate.job.check_failed",
+                        message="could not look the job up for the end-of-run duplicate check; "
+                                "run `ens-migrate audit` to check it", job=doubt.name, code=exc.code)
+            return
+        extra = [im.image_id for im in images
+                 if im.image_id != doubt.image_id and im.image_id not in doubt.known_ids]
+        if not extra:
+            return
+        await ctx.journal.append(r.JOB_DUPLICATE, doubt.name,
+                                 {"image_id": doubt.image_id, "duplicates": extra})
+        ctx.stats.duplicates += len(extra)
+        log.warning("ens_migrate.job.duplicate",
+                    message="a second image of this job exists (the backend was slower than the "
+                            "reconcile horizon): delete the orphans (`ens-migrate audit "
+                            "--delete-duplicates`)",
+                    job=doubt.name, image_id=doubt.image_id, duplicates=extra)
 
     async def _produce(self, rows: Iterable[Validated],
                        send: anyio.abc.ObjectSendStream[_Item]) -> None:
         ctx, stats = self.ctx, self.ctx.stats
         try:
             options = PlanOptions(retry_failed=self.retry_failed,
-                                  replace_failed_images=self.replace_failed_images, existing=self.existing)
+                                  replace_failed_images=self.replace_failed_images, existing=self.existing,
+                                  reimport_changed=self.reimport_changed)
             for index, item in enumerate(plan_rows(rows, self.ledger, options)):
                 if index % 512 == 0:
                     await anyio.lowlevel.checkpoint()
@@ -266,6 +333,8 @@ class Migration:
                     stats.existing += 1
                 elif action is Action.SKIP_DONE:
                     stats.skipped_done += 1
+                elif action is Action.SKIP_CHANGED:
+                    await self._changed(job, entry)
                 elif action is Action.SKIP_FAILED:
                     stats.skipped_failed += 1
                 elif action is Action.SKIP_FAILED_IMAGE:
@@ -290,21 +359,38 @@ class Migration:
             self._list_error = exc
             ctx.control.stop(StopReason.INPUT, str(exc))
 
+    async def _changed(self, job: Job, entry: JobLedger | None) -> None:
+        """An imported job whose row changed: report it (once per new row in the journal), never
+        send it (a second image under one name) unless ``--reimport-changed``."""
+        self.ctx.stats.changed += 1
+        image_id = entry.image_id if entry else None
+        log.warning("ens_migrate.job.changed_since_imported",
+                    message="changed since imported: not sent again (imported is final); pass "
+                            "--reimport-changed to delete the old image and import the new row",
+                    job=job.name, location=job.location, image_id=image_id)
+        if entry is None or entry.changed_fp != job.fingerprint:
+            await self.ctx.journal.append(r.JOB_CHANGED, job.name,
+                                          {"new_fp": job.fingerprint, "image_id": image_id})
+
     async def _worker(self, receive: anyio.abc.ObjectReceiveStream[_Item]) -> None:
         ctx = self.ctx
         async with receive:
             async for job, action, entry in receive:
                 if ctx.control.stopping:
-                    ctx.stats.deferred += 1
+                    ctx.stats.tally(Outcome.DEFERRED)
                     continue
                 self._holding += 1
                 try:
-                    if (action is Action.REPLACE and entry is not None and entry.image_id
-                            and not await self._delete_failed_image(job, entry.image_id)):
+                    if (action in (Action.REPLACE, Action.REIMPORT) and entry is not None
+                            and entry.image_id
+                            and not await self._delete_old_image(
+                                job, entry.image_id, reimport=action is Action.REIMPORT)):
                         continue
-                    await process(ctx, job, reconcile=action is Action.RECONCILE,
-                                  last_attempt=entry.attempts if entry else 0,
-                                  known_ids=entry.known_image_ids if entry else (),
-                                  doubt_fingerprint=entry.fingerprint if entry else None)
+                    ctx.stats.tally(await process(
+                        ctx, job, reconcile=action is Action.RECONCILE,
+                        last_attempt=entry.attempts if entry else 0,
+                        known_ids=entry.known_image_ids if entry else (),
+                        doubt_fingerprint=entry.fingerprint if entry else None,
+                        doubt_ts=entry.doubt_ts if entry else None))
                 finally:
                     self._holding -= 1

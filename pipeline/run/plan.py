@@ -26,16 +26,22 @@ class Action(enum.Enum):
     """Failed server-side and retried, but its failed image still holds the name."""
     SKIP_EXISTING = "skip_existing"
     """``--skip-existing``: the account already has an image of this name (to send or reconcile)."""
+    SKIP_CHANGED = "skip_changed"
+    """Imported, and its row changed since: imported is final, so it is reported, not sent."""
+    REIMPORT = "reimport"
+    """``--reimport-changed``: delete the imported image, then import the changed row."""
 
 SERVER_FAILED = frozenset({"Pack_failed", "Upload_failed", "Unavailable"})
 
 
 def plan(fingerprint: str, entry: JobLedger | None, *, retry_failed: bool,
-         replace_failed_images: bool = False) -> Action:
+         replace_failed_images: bool = False, reimport_changed: bool = False) -> Action:
     """Decide for one job (GNU parallel's ``--resume`` / ``--resume-failed`` semantics).
 
-    A final outcome is kept unless the job's parameters changed since; ``retry_failed``
-    re-attempts the failed ones too; an attempt with no outcome is reconciled first. A job whose
+    An imported job is final: a changed row (or a changed ``[defaults]`` line) is reported, and
+    sent only with ``reimport_changed``, after its image is deleted. A failed job is sent again
+    when its row changed, or with ``retry_failed``; an attempt with no outcome is reconciled
+    first. A job whose
     image failed server-side is imported again only once that image is deleted
     (``replace_failed_images``), so a name never stands for two images.
     """
@@ -46,7 +52,9 @@ def plan(fingerprint: str, entry: JobLedger | None, *, retry_failed: bool,
         case JobState.IN_DOUBT:
             return Action.RECONCILE
         case JobState.IMPORTED:
-            return Action.SEND if changed else Action.SKIP_DONE
+            if not changed:
+                return Action.SKIP_DONE
+            return Action.REIMPORT if reimport_changed and entry.image_id else Action.SKIP_CHANGED
         case JobState.FAILED:
             if is_source_failure(entry.code):
                 # Never sent (its object was missing, empty, not qcow2): check it again every run.
@@ -66,6 +74,7 @@ class PlanOptions:
 
     retry_failed: bool = False
     replace_failed_images: bool = False
+    reimport_changed: bool = False
     existing: Mapping[str, str] | None = None
     """``--skip-existing``: ImageName -> ImageId of the account's images, listed once (None: not asked)."""
 
@@ -93,7 +102,8 @@ def plan_rows(rows: Iterable[Validated], ledger: Ledger,
             continue
         entry = ledger.jobs.get(item.name)
         action = plan(item.fingerprint, entry, retry_failed=options.retry_failed,
-                      replace_failed_images=options.replace_failed_images)
+                      replace_failed_images=options.replace_failed_images,
+                      reimport_changed=options.reimport_changed)
         found = existing.get(item.name) if existing is not None else None
         if found and action in (Action.SEND, Action.RECONCILE):
             yield Planned(item, Action.SKIP_EXISTING, entry, found)

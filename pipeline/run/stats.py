@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from pipeline.errors import ExitCode
+from pipeline.run.doubt import Outcome
 
 
 class StopReason(enum.Enum):
@@ -46,6 +47,28 @@ class RunStats:
     in_flight: int = 0
     queued: int = 0
     """Valid jobs handed to the workers in this run."""
+    parked: int = 0
+    """Jobs waiting out their reconcile horizon in the delayed queue right now."""
+    duplicates: int = 0
+    """Second images the run's own end check found for a job (``job.duplicate``): exit 1."""
+    changed: int = 0
+    """Imported jobs whose row changed since: reported, not sent (``--reimport-changed`` sends)."""
+
+    def tally(self, outcome: Outcome) -> None:
+        """Count one job's outcome (``process`` returns it; a parked job's comes later)."""
+        match outcome:
+            case Outcome.IMPORTED:
+                self.imported += 1
+            case Outcome.ADOPTED:
+                self.adopted += 1
+            case Outcome.FAILED:
+                self.failed += 1
+            case Outcome.IN_DOUBT:
+                self.in_doubt += 1
+            case Outcome.DEFERRED:
+                self.deferred += 1
+            case Outcome.PARKED:
+                pass
 
     @property
     def done(self) -> int:
@@ -56,6 +79,7 @@ class RunStats:
         """The counters as a JSON-ready dict."""
         data = asdict(self)
         data.pop("in_flight")
+        data.pop("parked")
         data["done"] = self.done
         return data
 
@@ -70,7 +94,7 @@ def exit_code(stats: RunStats, stop: StopReason | None) -> ExitCode:
         return ExitCode.JOB_LIST
     if stop is not None:
         return ExitCode.STOPPED
-    if stats.failed or stats.invalid or stats.in_doubt or stats.skipped_failed:
+    if stats.failed or stats.invalid or stats.in_doubt or stats.skipped_failed or stats.duplicates:
         return ExitCode.FAILED
     return ExitCode.DONE
 

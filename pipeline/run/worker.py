@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -19,6 +20,18 @@ from pipeline.journal import records as r
 from pipeline.journal.writer import JournalWriter
 from pipeline.run.breaker import CircuitBreaker
 from pipeline.run.delete import ListedImage
+from pipeline.run.doubt import (
+    Absent,
+    Doubt,
+    Found,
+    LookupResult,
+    Outcome,
+    StepKind,
+    Unknown,
+    next_step,
+    retry_step,
+    seconds_since,
+)
 from pipeline.run.limits import Clock, Lookup, RateGate, Sleep
 from pipeline.run.retry import RetryBudget, RetryPolicy
 from pipeline.run.stats import RunStats, StopReason
@@ -125,6 +138,16 @@ class WorkerContext:
     check_source: SourceCheck | None = None
     """Before a job's first ImportImage of the run: (code, message) when its OSS objects cannot be
     imported (the job is recorded failed, never sent), None to send it (``run/sources.py``)."""
+    horizon: float = 60.0
+    """``reconcile_horizon``: a lookup that finds nothing proves nothing until this long after the
+    ambiguous attempt (ENS may still be creating the image; listings lag)."""
+    wall: Callable[[], float] = time.time
+    """Wall clock, to measure an inherited doubt's horizon from its journal timestamp."""
+    park: Callable[[float, Callable[[], Awaitable[Outcome]]], None] | None = None
+    """The delayed queue: run the continuation at monotonic time ``due`` without holding a
+    worker or a request slot (the run tallies its outcome). None: wait in place (unit tests)."""
+    doubts: dict[str, Doubt] = field(default_factory=dict)
+    """Jobs with an ambiguous attempt in this run (or inherited): the run's own end check."""
 
 
 def _slot(slots: anyio.CapacityLimiter | None) -> AbstractAsyncContextManager[Any]:
@@ -141,55 +164,66 @@ def _error_fields(exc: EnsError) -> dict[str, Any]:
     return fields
 
 
+@dataclass(slots=True)
+class _Sending:
+    """One job's state across its attempts in this run."""
+
+    seq: int
+    known_ids: tuple[str, ...]
+    started: float
+    tries: int = 0
+    resigned: bool = False
+    first: bool = True
+    fields: dict[str, Any] = field(default_factory=dict)
+    """The last error's journal fields (what a failure records)."""
+
+
 async def process(ctx: WorkerContext, job: Job, *, reconcile: bool, last_attempt: int,
-                  known_ids: tuple[str, ...], doubt_fingerprint: str | None = None) -> None:
+                  known_ids: tuple[str, ...], doubt_fingerprint: str | None = None,
+                  doubt_ts: str | None = None) -> Outcome:
     """Carry one job to an outcome (or leave it pending/in doubt when the run stops).
 
-    ``doubt_fingerprint`` is the fingerprint of the attempt left in doubt: when the row changed
-    since, an image that attempt created is recorded under the old parameters, and the new ones
-    are still sent (the design's "changed row is sent again").
+    An inherited doubt (``reconcile``) is looked up at once; an image found is adopted under the
+    fingerprint of the attempt that made it (``doubt_fingerprint``: imported is final, a changed
+    row is then reported, not sent). Nothing found is trusted only once ``horizon`` has passed
+    since ``doubt_ts``, the journal time of that attempt's last record (D1).
     """
-    if reconcile:
-        old_fp = doubt_fingerprint or job.fingerprint
-        found = await _reconcile(ctx, job, known_ids, fingerprint=old_fp)
-        if found is None:
-            ctx.stats.in_doubt += 1
-            return
-        if found and old_fp == job.fingerprint:
-            ctx.breaker.record_success()
-            return
-        if found:
-            known_ids = (*known_ids, found)
-    await _send(ctx, job, last_attempt, known_ids)
+    state = _Sending(last_attempt, known_ids, ctx.clock())
+    if not reconcile:
+        return await _send(ctx, job, state)
+    fingerprint = doubt_fingerprint or job.fingerprint
+    age = seconds_since(doubt_ts, ctx.wall())
+    # No timestamp (an old journal): wait the whole horizon from now.
+    remaining = ctx.horizon - age if age is not None else ctx.horizon
+    now = ctx.clock()
+    due = now + max(0.0, remaining)
+    ctx.doubts[job.name] = Doubt(job.name, fingerprint, now - (age or 0.0), known_ids=known_ids)
+    return await _settle(ctx, job, state, due=due, fingerprint=fingerprint, resend=_send)
 
 
-async def _send(ctx: WorkerContext, job: Job, seq: int, known_ids: tuple[str, ...]) -> None:
+async def _send(ctx: WorkerContext, job: Job, st: _Sending) -> Outcome:
     stats, key = ctx.stats, job.name
     # Computed once: each is a hash or a dict build, and the loop needs them on every attempt.
     fingerprint, params = job.fingerprint, job.query()
-    if ctx.check_source is not None and await source_failed(ctx, job, ctx.check_source, params):
-        return
-    started = ctx.clock()
-    tries = 0
-    resigned = False
-    first = True
+    if (st.first and ctx.check_source is not None
+            and await source_failed(ctx, job, ctx.check_source, params)):
+        return Outcome.FAILED
     while True:
         if ctx.control.stopping:
-            stats.deferred += 1
-            return
-        seq += 1
+            return Outcome.DEFERRED
+        st.seq += 1
+        seq = st.seq
         attempt: dict[str, Any] = {"fp": fingerprint, "attempt": seq}
-        if first:
+        if st.first:
             attempt.update(source=job.source, line=job.line, params=params)
             ctx.budget.record_first_attempt()
+        epoch = -1
         try:
             async with _slot(ctx.slots):
                 # Waiting for a slot or a rate grant can outlast a stop: look again before sending.
                 if ctx.control.stopping:
-                    stats.deferred += 1
-                    return
+                    return Outcome.DEFERRED
                 await ctx.journal.append_durable(r.JOB_ATTEMPT, key, attempt)
-                epoch = -1
                 with ctx.control.cancelled_on_stop():
                     epoch = await ctx.gate.acquire()
                 if ctx.control.stopping:
@@ -199,77 +233,140 @@ async def _send(ctx: WorkerContext, job: Job, seq: int, known_ids: tuple[str, ..
                         "fp": job.fingerprint, "attempt": seq, "code": NOT_SENT_STOPPED,
                         "message": "not sent: the run was stopping", "status": None,
                         "ambiguous": False})
-                    stats.deferred += 1
-                    return
-                first = False
+                    return Outcome.DEFERRED
+                st.first = False
                 log.debug("ens_migrate.job.attempt", message="sending ImportImage", job=key, attempt=seq)
                 stats.requests += 1
                 stats.in_flight += 1
+                doubt = ctx.doubts.get(key)
+                if doubt is not None:
+                    doubt.last_sent = ctx.clock()
                 try:
                     result = await ctx.api.import_image(params)
                 finally:
                     stats.in_flight -= 1
         except CredentialsExpired as exc:
             await _credentials_expired(ctx, job, seq, exc)
-            return
+            return Outcome.DEFERRED
         except EnsError as exc:
             disposition = classify_import(exc)
             fields = _error_fields(exc)
             fields.update(fp=fingerprint, attempt=seq)
-            if disposition is Disposition.THROTTLED:
+            st.fields = fields
+            retry_after = exc.retry_after if isinstance(exc, ApiError) else None
+            throttled = disposition is Disposition.THROTTLED
+            if not throttled and disposition is not Disposition.RESIGN:
+                st.tries += 1
+            step = next_step(disposition, st.tries, ctx.clock() - st.started, retry_after,
+                             resigned=st.resigned, policy=ctx.policy, rand=ctx.rand())
+            ambiguous = step.kind is StepKind.RECONCILE
+            if step.kind is StepKind.FAIL and not throttled:
+                return await _fail(ctx, job, fields, step.reason)
+            record = {**fields, "ambiguous": ambiguous}
+            if throttled:
                 stats.throttled += 1
-                retry_after = exc.retry_after if isinstance(exc, ApiError) else None
                 ctx.gate.on_throttle(epoch, retry_after)
-                await ctx.journal.append(r.JOB_ERROR, key, {**fields, "ambiguous": False, "throttled": True})
-                wait = ctx.policy.delay(attempts=tries, elapsed=ctx.clock() - started, rand=ctx.rand(),
-                                        retry_after=retry_after, throttled=True)
-                if wait is None:
-                    await _fail(ctx, job, fields, "gave up: throttled for longer than the per-job time cap")
-                    return
-                await ctx.sleep(min(wait, retry_after or 0.0))
+                record["throttled"] = True
+            await ctx.journal.append(r.JOB_ERROR, key, record)
+            if step.kind is StepKind.FAIL:
+                return await _fail(ctx, job, fields, step.reason)
+            if step.kind is StepKind.WAIT_THROTTLED:
+                await ctx.sleep(step.delay)
                 continue
-            if disposition is Disposition.RESIGN and not resigned:
-                resigned = True
-                await ctx.journal.append(r.JOB_ERROR, key, {**fields, "ambiguous": False})
+            if step.kind is StepKind.RESIGN:
+                st.resigned = True
                 continue
-            if disposition in (Disposition.PERMANENT, Disposition.RESIGN):
-                await _fail(ctx, job, fields, None)
-                return
-            tries += 1
-            ambiguous = disposition is Disposition.AMBIGUOUS
-            await ctx.journal.append(r.JOB_ERROR, key, {**fields, "ambiguous": ambiguous})
             log.info("ens_migrate.job.attempt_failed",
                      message="attempt failed", job=key, attempt=seq, code=fields["code"],
                      request_id=fields.get("request_id"), ambiguous=ambiguous)
             if ambiguous:
-                await ctx.sleep(ctx.reconcile_delay)
-                found = await _reconcile(ctx, job, known_ids)
-                if found is None:
-                    stats.in_doubt += 1
-                    return
-                if found:
-                    ctx.breaker.record_success()
-                    return
-            wait = ctx.policy.delay(attempts=tries, elapsed=ctx.clock() - started, rand=ctx.rand())
-            if wait is None:
-                await _fail(ctx, job, fields, f"gave up after {tries} attempts")
-                return
-            if not ctx.budget.try_spend():
-                ctx.control.stop(StopReason.RETRY_BUDGET,
-                                 f"run-wide retry budget spent ({ctx.budget.spent} retries); the service "
-                                 f"looks unhealthy (last: {fields['code']}); run again later to resume")
-                stats.deferred += 1
-                return
-            stats.retries += 1
-            await ctx.sleep(wait)
-            continue
+                now = ctx.clock()
+                # Counted from when the attempt ended: at least the horizon after it was sent.
+                due = now + ctx.horizon
+                if key not in ctx.doubts:
+                    ctx.doubts[key] = Doubt(key, fingerprint, now, known_ids=st.known_ids)
+                return await _after_delay(ctx, job, st, due)
+            return await _retry(ctx, job, st, step.delay)
         ctx.gate.on_success()
         await ctx.journal.append(r.JOB_IMPORTED, key, {
             "fp": fingerprint, "attempt": seq, "image_id": result.image_id,
             "request_id": result.request_id, "via": "import"})
-        stats.imported += 1
         ctx.breaker.record_success()
-        return
+        _holds(ctx, key, result.image_id)
+        return Outcome.IMPORTED
+
+
+def _holds(ctx: WorkerContext, key: str, image_id: str) -> None:
+    doubt = ctx.doubts.get(key)
+    if doubt is not None:
+        doubt.image_id = image_id
+
+
+async def _after_delay(ctx: WorkerContext, job: Job, st: _Sending, due: float) -> Outcome:
+    """The first lookup after an ambiguous attempt, ``reconcile_delay`` later (parked meanwhile)."""
+    async def settle() -> Outcome:
+        return await _settle(ctx, job, st, due=due, fingerprint=job.fingerprint, resend=_resend)
+
+    if ctx.reconcile_delay > 0:
+        return await _park(ctx, ctx.clock() + ctx.reconcile_delay, settle)
+    return await settle()
+
+
+async def _resend(ctx: WorkerContext, job: Job, st: _Sending) -> Outcome:
+    step = retry_step(st.tries, ctx.clock() - st.started, policy=ctx.policy, rand=ctx.rand())
+    if step.kind is StepKind.FAIL:
+        return await _fail(ctx, job, st.fields, step.reason)
+    return await _retry(ctx, job, st, step.delay)
+
+
+async def _retry(ctx: WorkerContext, job: Job, st: _Sending, wait: float) -> Outcome:
+    if not ctx.budget.try_spend():
+        ctx.control.stop(StopReason.RETRY_BUDGET,
+                         f"run-wide retry budget spent ({ctx.budget.spent} retries); the service "
+                         f"looks unhealthy (last: {st.fields.get('code')}); run again later to resume")
+        return Outcome.DEFERRED
+    ctx.stats.retries += 1
+    await ctx.sleep(wait)
+    return await _send(ctx, job, st)
+
+
+Resend = Callable[[WorkerContext, Job, _Sending], Awaitable[Outcome]]
+
+
+async def _settle(ctx: WorkerContext, job: Job, st: _Sending, *, due: float, fingerprint: str,
+                  resend: Resend) -> Outcome:
+    """Look the job up: adopt what is found at once; nothing found before ``due`` (the horizon)
+    proves nothing, so the job is parked until then and looked up again; only after it is the
+    job resent."""
+    found = await _lookup(ctx, job, st.known_ids)
+    if isinstance(found, Found):
+        await ctx.journal.append(r.JOB_RECONCILED, job.name, {"fp": fingerprint, "image_id": found.image_id})
+        if found.others:
+            log.warning("ens_migrate.job.several_images",
+                        message="several images carry this name", job=job.name,
+                        image_ids=[found.image_id, *found.others])
+        ctx.breaker.record_success()
+        _holds(ctx, job.name, found.image_id)
+        return Outcome.ADOPTED
+    if isinstance(found, Unknown):
+        return Outcome.IN_DOUBT
+    if ctx.clock() < due:
+        async def again() -> Outcome:
+            return await _settle(ctx, job, st, due=due, fingerprint=fingerprint, resend=resend)
+
+        return await _park(ctx, due, again)
+    await ctx.journal.append(r.JOB_RECONCILED, job.name, {"fp": fingerprint, "image_id": None})
+    return await resend(ctx, job, st)
+
+
+async def _park(ctx: WorkerContext, due: float, then: Callable[[], Awaitable[Outcome]]) -> Outcome:
+    if ctx.park is not None:
+        ctx.park(due, then)
+        return Outcome.PARKED
+    await ctx.sleep(max(0.0, due - ctx.clock()))
+    if ctx.control.stopping:
+        return Outcome.IN_DOUBT
+    return await then()
 
 
 async def source_failed(ctx: WorkerContext, job: Job, check: SourceCheck, params: Mapping[str, str]) -> bool:
@@ -281,7 +378,6 @@ async def source_failed(ctx: WorkerContext, job: Job, check: SourceCheck, params
     await ctx.journal.append(r.JOB_FAILED, job.name, {
         "fp": job.fingerprint, "code": code, "message": message, "status": None,
         "source": job.source, "line": job.line, "params": params})
-    ctx.stats.failed += 1
     log.warning("ens_migrate.job.source_failed", message="not sent: its OSS source failed the check",
                 job=job.name, location=job.location, code=code, error=message)
     return True
@@ -294,24 +390,24 @@ async def _credentials_expired(ctx: WorkerContext, job: Job, seq: int, exc: Cred
         "fp": job.fingerprint, "attempt": seq, "code": exc.code,
         "message": "not processed: the credentials expired", "status": None, "ambiguous": False})
     ctx.control.stop(StopReason.CREDENTIALS, str(exc))
-    ctx.stats.deferred += 1
 
 
-async def _fail(ctx: WorkerContext, job: Job, fields: dict[str, Any], why: str | None) -> None:
+async def _fail(ctx: WorkerContext, job: Job, fields: dict[str, Any], why: str | None) -> Outcome:
     if why:
         fields = {**fields, "reason": why}
     await ctx.journal.append(r.JOB_FAILED, job.name, fields)
-    ctx.stats.failed += 1
     log.warning("ens_migrate.job.failed", message="job failed", job=job.name, location=job.location,
                 code=fields["code"], error=fields.get("message"), request_id=fields.get("request_id"))
     tripped = ctx.breaker.record_failure(str(fields["code"]))
     if tripped:
         ctx.control.stop(StopReason.BREAKER, tripped)
+    return Outcome.FAILED
 
 
-async def _reconcile(ctx: WorkerContext, job: Job, known_ids: tuple[str, ...], *,
-                     fingerprint: str | None = None) -> str | None:
-    """Look the name up: the adopted ImageId, "" when provably absent, None when we cannot tell."""
+async def _lookup(ctx: WorkerContext, job: Job, known_ids: tuple[str, ...]) -> LookupResult:
+    """Look the name up: ``Found`` (an image the journal does not hold yet), ``Absent``, or
+    ``Unknown`` when it cannot be told."""
+    code = "Lookup.Failed"
     for attempt in range(ctx.lookup_attempts):
         # Every page of the lookup is paced (and a failed page retried) by the client's paging.
         ctx.stats.lookups += 1
@@ -319,25 +415,15 @@ async def _reconcile(ctx: WorkerContext, job: Job, known_ids: tuple[str, ...], *
             async with _slot(ctx.slots):
                 images = await ctx.api.find_images_by_name(job.name)
         except EnsError as exc:
-            disposition = classify(exc)
+            code = exc.code
             log.info("ens_migrate.job.lookup_failed",
                      message="lookup failed", job=job.name, code=exc.code, try_=attempt + 1)
-            if disposition is Disposition.PERMANENT:
-                return None
+            if classify(exc) is Disposition.PERMANENT:
+                return Unknown(code)
             await ctx.sleep(ctx.policy.delay(attempts=attempt + 1, elapsed=0.0, rand=ctx.rand()) or 0.5)
             continue
         fresh = [im.image_id for im in images if im.image_id not in known_ids]
         if fresh:
-            if len(fresh) > 1:
-                log.warning("ens_migrate.job.several_images",
-                            message="several images carry this name", job=job.name, image_ids=fresh)
-            await ctx.journal.append(r.JOB_RECONCILED, job.name,
-                                     {"fp": fingerprint or job.fingerprint, "image_id": fresh[0]})
-            ctx.stats.adopted += 1
-            return fresh[0]
-        await ctx.journal.append(r.JOB_RECONCILED, job.name,
-                                 {"fp": fingerprint or job.fingerprint, "image_id": None})
-        return ""
-    return None
-
-
+            return Found(fresh[0], tuple(fresh[1:]))
+        return Absent()
+    return Unknown(code)

@@ -48,9 +48,11 @@ def _describe(state: SimulatorState, params: Mapping[str, str], request_id: str,
     size = min(size, state.config.max_page_size)
     name = params.get("ImageName", "")
     image_id = params.get("ImageId", "")
+    # A real listing lags behind creation: an image shows only ``listing_lag`` s after it exists.
+    visible_before = state.wall() - state.config.listing_lag
     matches = [
         img for img in state.images.newest_first()
-        if name in img.name
+        if name in img.name and img.created_at <= visible_before
         and (not image_id or (image_id in img.image_id if self_images else image_id == img.image_id))
     ]
     now = state.wall()

@@ -13,7 +13,7 @@ from pipeline.ens.signing import API_VERSION
 from pipeline.errors import ConfigError
 from pipeline.simulator.actions import READ_ACTIONS, import_image_reply
 from pipeline.simulator.auth import AuthRequest
-from pipeline.simulator.faults import BEFORE, GARBAGE_HTML, ConnectionFinder, drop_connection
+from pipeline.simulator.faults import BEFORE, GARBAGE_HTML, LATE, ConnectionFinder, drop_connection
 from pipeline.simulator.oss import handle_oss, parse_objects
 from pipeline.simulator.responses import Reply, error_reply, json_reply
 from pipeline.simulator.state import SimulatorState, new_request_id
@@ -221,11 +221,23 @@ class SimulatorApp:
         invalid = validate_import(params)
         if invalid is not None:
             return error_reply(400, invalid.code, invalid.message, request_id=request_id, host=host)
+        if fault in LATE:
+            # The backend goes on working after the client gave up: shielded from a disconnect.
+            with anyio.CancelScope(shield=True):
+                await anyio.sleep(config.late_seconds)
+                image = state.create_image(params, request_id)
+                state.stats.faults[fault] += 1
+            if fault == "late_503":
+                return _fault_reply("error503", request_id, host)
+            return import_image_reply(image, request_id)
         image = state.create_image(params, request_id)
         if fault is not None:
             state.stats.faults[fault] += 1
             if fault == "drop_after":
                 return Reply(0, b"", DROPPED)
+            if fault == "nonce_replay":
+                return error_reply(400, "SignatureNonceUsed", "Specified signature nonce was used already.",
+                                   request_id=request_id, host=host)
             await anyio.sleep(config.slow_seconds)
         return import_image_reply(image, request_id)
 

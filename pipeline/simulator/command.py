@@ -36,9 +36,17 @@ from pipeline.simulator.server import serve_simulator
               help="ImportImage service time in seconds, uniform, e.g. 0.01-0.05.")
 @click.option("--fault", "faults", multiple=True, metavar="NAME=P",
               help="Inject a fault into ImportImage with probability P (repeatable): "
-                   "error500, error503, drop_before, drop_after, slow_after, garbage.")
+                   "error500, error503, drop_before, drop_after, slow_after, garbage, late_create, "
+                   "late_503, nonce_replay.")
 @click.option("--slow-seconds", type=click.FloatRange(min=0), default=5.0, show_default=True,
               help="How long slow_after holds the answer.")
+@click.option("--fault-limit", type=click.IntRange(min=0), default=None,
+              help="Inject at most this many ImportImage faults in all.")
+@click.option("--late-seconds", type=click.FloatRange(min=0), default=3.0, show_default=True,
+              help="How long late_create and late_503 work before the image exists (the answer "
+                   "follows; a client that hung up meanwhile still gets its image).")
+@click.option("--listing-lag", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Seconds after creation before an image shows in DescribeImages/DescribeSelfImages.")
 @click.option("--seed", type=int, default=None, help="Seed for faults, latency and failures.")
 @click.option("--state", "state_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Keep images in this JSON file across restarts.")
@@ -77,7 +85,8 @@ from pipeline.simulator.server import serve_simulator
               help="An OSS bucket that answers 403 AccessDenied (repeatable).")
 def simulator(
     host: str, port: int, quota: int, burst: int | None, latency: str, faults: tuple[str, ...],
-    slow_seconds: float, seed: int | None, state_file: Path | None, available_after: float,
+    slow_seconds: float, fault_limit: int | None, late_seconds: float, listing_lag: float,
+    seed: int | None, state_file: Path | None, available_after: float,
     fail_fraction: float, deny_all: bool, retry_after_ms: int | None, clock_offset: float,
     describe_quota: int, max_page_size: int, describe_faults: tuple[str, ...],
     delete_faults: tuple[str, ...], sts_ttl: float,
@@ -99,6 +108,7 @@ def simulator(
         config = SimulatorConfig(
             host=host, port=port, quota=quota, burst=burst, latency=parse_latency(latency),
             faults=dict(parse_fault(f) for f in faults), seed=seed, slow_seconds=slow_seconds,
+            late_seconds=late_seconds, listing_lag=listing_lag, fault_limit=fault_limit,
             available_after=available_after, fail_fraction=fail_fraction, deny_all=deny_all,
             retry_after_ms=retry_after_ms, clock_offset=clock_offset, state_file=state_file,
             access_key_id=keys.access_key_id, access_key_secret=keys.access_key_secret,

@@ -20,8 +20,12 @@ ENV_ACCESS_KEY_ID = "ALIBABA_CLOUD_ACCESS_KEY_ID"
 ENV_ACCESS_KEY_SECRET = "ALIBABA_CLOUD_ACCESS_KEY_SECRET"
 ENV_SECURITY_TOKEN = "ALIBABA_CLOUD_SECURITY_TOKEN"
 
-FAULTS: tuple[str, ...] = ("error500", "error503", "drop_before", "drop_after", "slow_after", "garbage")
-"""Fault names, each injected into ImportImage with its own probability (one draw per request)."""
+FAULTS: tuple[str, ...] = ("error500", "error503", "drop_before", "drop_after", "slow_after", "garbage",
+                           "late_create", "late_503", "nonce_replay")
+"""Fault names, each injected into ImportImage with its own probability (one draw per request).
+``late_create`` creates the image ``late_seconds`` after arrival, then answers (even when the client
+hung up meanwhile); ``late_503`` creates it after ``late_seconds`` and answers a JSON 503;
+``nonce_replay`` creates it and answers ``SignatureNonceUsed`` (an earlier copy got through)."""
 DESCRIBE_FAULTS: tuple[str, ...] = ("error500", "error503", "drop_before", "throttle")
 """Faults of DescribeImages/DescribeSelfImages (one draw per call; ``throttle`` answers
 ``Throttling.User`` whatever the quota)."""
@@ -69,6 +73,14 @@ class SimulatorConfig:
     """Seeds faults, latency and failures; None draws one (reported in the stats)."""
     slow_seconds: float = 5.0
     """How long ``slow_after`` holds the answer after creating the image."""
+    fault_limit: int | None = None
+    """Inject at most this many ImportImage faults in all (None: no limit), for a test that needs
+    exactly one slow request."""
+    late_seconds: float = 3.0
+    """How long ``late_create`` and ``late_503`` work on a request before the image exists."""
+    listing_lag: float = 0.0
+    """Seconds after its creation before an image shows in DescribeImages/DescribeSelfImages
+    (``/_sim/images`` shows it at once)."""
     available_after: float = 1.0
     """Seconds an image stays ``Creating`` before its final status."""
     fail_fraction: float = 0.0
@@ -124,6 +136,8 @@ class SimulatorConfig:
             chosen = MappingProxyType(dict(getattr(self, table)))
             object.__setattr__(self, table, chosen)
             _check_faults(label, chosen, names)
+        if self.fault_limit is not None and self.fault_limit < 0:
+            raise ConfigError(f"fault_limit {self.fault_limit} must be >= 0")
         if self.describe_quota < 0:
             raise ConfigError(f"describe_quota {self.describe_quota} must be >= 0 (0 = unlimited)")
         if not 1 <= self.max_page_size <= MAX_PAGE_SIZE:
@@ -139,6 +153,7 @@ class SimulatorConfig:
         if self.burst is not None and self.burst < 1:
             raise ConfigError(f"burst {self.burst} must be >= 1")
         for label, value in (("slow_seconds", self.slow_seconds), ("available_after", self.available_after),
+                             ("late_seconds", self.late_seconds), ("listing_lag", self.listing_lag),
                              ("persist_interval", self.persist_interval)):
             if value < 0 or math.isnan(value):
                 raise ConfigError(f"{label} {value:g} must be >= 0 seconds")

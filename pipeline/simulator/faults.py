@@ -13,8 +13,10 @@ from pipeline.simulator.config import FAULTS, SimulatorConfig
 
 BEFORE = frozenset({"error500", "error503", "drop_before", "garbage"})
 """Faults that strike before the image is created: nothing is created."""
-AFTER = frozenset({"drop_after", "slow_after"})
+AFTER = frozenset({"drop_after", "slow_after", "nonce_replay"})
 """Faults that strike after the image is created."""
+LATE = frozenset({"late_create", "late_503"})
+"""Faults whose image is created ``late_seconds`` after arrival, whatever the client does."""
 
 GARBAGE_HTML = (
     b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
@@ -41,10 +43,19 @@ class FaultPlan:
         self._cumulative = _cumulative(config.faults, FAULTS)
         self._latency = config.latency
         self._fail_fraction = config.fail_fraction
+        self._left = config.fault_limit
 
     def draw(self) -> str | None:
         """The fault for the next ImportImage, or None."""
-        return _pick(self._rng, self._cumulative)
+        if not self._cumulative or self._left == 0:
+            return None
+        x = self._rng.random()
+        for bound, name in self._cumulative:
+            if x < bound:
+                if self._left is not None:
+                    self._left -= 1
+                return name
+        return None
 
     def latency(self) -> float:
         """Seconds of service time for the next ImportImage."""

@@ -20,7 +20,8 @@ from pipeline.errors import JournalError
 from pipeline.journal.reader import iter_records
 from tests.run_helpers import SimProcess, cli, cli_popen, imported_counts, write_jobs
 
-FAST = {"ENS_MIGRATE_RECONCILE_DELAY": "0.05", "ENS_MIGRATE_LOOKUP_RATE": "200"}
+FAST = {"ENS_MIGRATE_RECONCILE_DELAY": "0.05", "ENS_MIGRATE_RECONCILE_HORIZON": "1",
+        "ENS_MIGRATE_LOOKUP_RATE": "200"}
 FAULTS = ("--fault", "drop_after=0.05", "--fault", "slow_after=0.05", "--slow-seconds", "0.5",
           "--latency", "0.0-0.01")
 
