@@ -108,13 +108,19 @@ async def test_failed_jobs_skipped_unless_retry_failed(journal: Path, api: FakeE
 
 
 @pytest.mark.asyncio
-async def test_changed_row_is_sent_again(journal: Path, api: FakeEns) -> None:
-    """A done job whose parameters changed is imported again."""
+async def test_changed_row_of_an_imported_job_is_reported_not_sent(journal: Path, api: FakeEns) -> None:
+    """Imported is final (D2): a done job whose parameters changed is not imported again (two
+    images under one name); the run counts it and journals job.changed once per new row."""
     await run(journal, api, [make_job("a")])
-    outcome = await run(journal, api, [make_job("a", variant="-v2")])
-    assert (outcome.stats.imported, api.import_calls()) == (1, 2)
-    ledger = read_ledger(journal)
-    assert ledger.jobs["a"].fingerprint == make_job("a", variant="-v2").fingerprint
+    changed = make_job("a", variant="-v2")
+    outcome = await run(journal, api, [changed])
+    again = await run(journal, api, [changed])
+    assert (outcome.stats.imported, outcome.stats.changed, again.stats.changed) == (0, 1, 1)
+    assert api.import_calls() == 1
+    assert outcome.exit_code == 0
+    entry = read_ledger(journal).jobs["a"]
+    assert (entry.fingerprint, entry.changed_fp) == (make_job("a").fingerprint, changed.fingerprint)
+    assert [rec["event"] for rec in journal_lines(journal)].count(r.JOB_CHANGED) == 1
 
 
 @pytest.mark.asyncio

@@ -68,20 +68,25 @@ def _starts(journal: Path) -> int:
 
 
 def kill_cycles(workdir: Path, *, jobs: int = 1000, cycles: int = 20, seed: int = 11, rate: float = 100.0,
-                max_delay: float = 1.0, on_cycle: Callable[[int, str], None] | None = None) -> Verdict:
-    """Run ``cycles`` kill -9 cycles over a ``jobs``-job list, then a final run; judge the result."""
+                max_delay: float = 1.0, on_cycle: Callable[[int, str], None] | None = None,
+                faults: tuple[str, ...] = FAULTS, timeout: float = 0.3,
+                env: dict[str, str] | None = None) -> Verdict:
+    """Run ``cycles`` kill -9 cycles over a ``jobs``-job list, each rerun started at once after the
+    kill, then a final run; judge the result. ``faults`` are the simulator's arguments (latency,
+    faults), ``env`` the runs' settings (by default a fast lookup and a 1 s horizon)."""
+    run_env = env if env is not None else FAST
     started = time.monotonic()
     rng = random.Random(seed)
     job_list, journal = workdir / "jobs.csv", workdir / "j.jsonl"
     valid, _ = write_jobs(job_list, jobs, seed=seed)
     verdict = Verdict(jobs=jobs, cycles=cycles)
     run_args = ("run", str(job_list), "--endpoint", "", "--journal", str(journal), "--rate", str(rate),
-                "--timeout", "0.3", "--concurrency", "32", "--quiet")
-    with SimProcess(*FAULTS, "--seed", str(seed)) as sim:
+                "--timeout", str(timeout), "--concurrency", "32", "--quiet")
+    with SimProcess(*faults, "--seed", str(seed)) as sim:
         args = [a if a != "" else sim.url for a in run_args]
         for number in range(1, cycles + 1):
             before = _starts(journal)
-            proc = cli_popen(*args, env=FAST)
+            proc = cli_popen(*args, env=run_env)
             deadline = time.monotonic() + 30
             while _starts(journal) == before and proc.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.01)
@@ -103,7 +108,7 @@ def kill_cycles(workdir: Path, *, jobs: int = 1000, cycles: int = 20, seed: int 
                 verdict.journal_errors.append(f"cycle {number}: {exc}")
             if on_cycle is not None:
                 on_cycle(number, f"exit {proc.returncode}")
-        final = cli(*args, env=FAST, timeout=300)
+        final = cli(*args, env=run_env, timeout=900)
         verdict.final_code, verdict.final_stderr = final.returncode, final.stderr
         counts = imported_counts(sim.images())
         stats = sim.stats()
