@@ -239,8 +239,10 @@ def test_lookups_through_many_fuzzy_matches_finish_within_the_lookup_rate(tmp_pa
 
 
 @pytest.mark.long
+@pytest.mark.timeout(300)
 def test_lookups_through_5000_fuzzy_matches_finish_within_the_lookup_rate(tmp_path: Path) -> None:
-    """L1 as measured: 5,000 images whose names contain every job's name, 10/s quota."""
+    """L1 as measured: 5,000 images whose names contain every job's name, 10/s quota. About
+    300 paced Describe calls to reconcile, and as many again for the run's end-of-run check."""
     lookups_finish(tmp_path, jobs=3, decoys=5000, quota=10)
 
 

@@ -13,6 +13,7 @@ import pytest
 from tests.soak.kill_cycles import kill_cycles
 
 
+@pytest.mark.long  # 18 s; the default run keeps test_run_e2e's kill -9 test
 @pytest.mark.timeout(240)
 def test_twenty_kill_9_cycles_then_a_final_run_import_each_job_exactly_once(tmp_path: Path) -> None:
     """After 20 kill -9s at random moments and one more run: exit 0, each of the 1,000 jobs exists

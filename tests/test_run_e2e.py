@@ -56,8 +56,11 @@ def test_the_quota_is_held_in_every_second(tmp_path: Path) -> None:
     assert elapsed < 160 / 40 / 0.9 + 3.0
 
 
-@pytest.mark.parametrize("fault", ["error500", "error503", "drop_before", "drop_after", "slow_after",
-                                   "garbage"])
+# error500 and drop_before take the paths error503 (ambiguous 5xx) and drop_after's retry already
+# take in the default run; all six run with -m long.
+@pytest.mark.parametrize("fault", [pytest.param("error500", marks=pytest.mark.long), "error503",
+                                   pytest.param("drop_before", marks=pytest.mark.long), "drop_after",
+                                   "slow_after", "garbage"])
 def test_each_fault_alone_ends_with_every_job_imported_exactly_once(tmp_path: Path, fault: str) -> None:
     """Whatever the fault, each valid job ends imported exactly once (the simulator's record)."""
     valid, _ = write_jobs(tmp_path / "jobs.csv", 50)
@@ -69,6 +72,7 @@ def test_each_fault_alone_ends_with_every_job_imported_exactly_once(tmp_path: Pa
         assert sim.stats()["faults"].get(fault, 0) > 0
 
 
+@pytest.mark.long  # 17 s; each fault alone, and the reliability suite's mixed faults, stay in the default run
 def test_mixed_faults_and_invalid_rows(tmp_path: Path) -> None:
     """Mixed faults plus 10% invalid rows: valid jobs imported once, invalid ones never sent, exit 1,
     and the journal names every invalid row."""
