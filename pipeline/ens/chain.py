@@ -175,10 +175,7 @@ def _cli_profile(env: Mapping[str, str], path: Path, by_name: Mapping[Any, dict[
     mode = profile.get("mode") or "AK"
     where = f"aliyun CLI {path} profile {name!r}"
     if mode not in CLI_MODES:
-        raise CredentialsError(
-            f"{where}: mode {mode!r} is not supported (supported: {', '.join(CLI_MODES)}); choose "
-            f"another profile with --profile or {ENV_PROFILE}, or {SUPPORTED_HINT}",
-            tried=(*tried, f"{where}: mode {mode!r}"))
+        raise _unsupported(where, "mode", mode, CLI_MODES, "profile", tried)
     text = {k: _text(v) for k, v in profile.items()}
     region, vpc = text.get("sts_region") or None, profile.get("enable_vpc") is True or None
     role = sts.RoleRequest(text.get("ram_role_arn", ""),
@@ -237,10 +234,7 @@ def _from_ini(env: Mapping[str, str], home: Path, tried: list[str]) -> Credentia
     kind = section.get("type")
     where = f"credentials file {path} [{section_name}]"
     if kind not in INI_TYPES:
-        raise CredentialsError(
-            f"{where}: type {kind!r} is not supported (supported: {', '.join(INI_TYPES)}); choose "
-            f"another section with --profile or {ENV_PROFILE}, or {SUPPORTED_HINT}",
-            tried=(*tried, f"{where}: type {kind!r}"))
+        raise _unsupported(where, "type", kind, INI_TYPES, "section", tried)
     role = sts.RoleRequest(section.get("role_arn", ""),
                            section.get("role_session_name") or sts.default_session_name(),
                            policy=section.get("policy") or None)
@@ -292,3 +286,12 @@ def _read_json(path: Path, tried: list[str]) -> dict[str, Any] | None:
 
 def _text(value: object) -> str:
     return value.strip() if isinstance(value, str) else ""
+
+
+def _unsupported(where: str, what: str, value: object, supported: tuple[str, ...], entry: str,
+                 tried: list[str]) -> CredentialsError:
+    """A profile mode or section type we do not resolve: name it, the supported ones and the way out."""
+    return CredentialsError(
+        f"{where}: {what} {value!r} is not supported (supported: {', '.join(supported)}); choose "
+        f"another {entry} with --profile or {ENV_PROFILE}, or {SUPPORTED_HINT}",
+        tried=(*tried, f"{where}: {what} {value!r}"))
