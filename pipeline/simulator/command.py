@@ -78,6 +78,10 @@ from pipeline.simulator.server import serve_simulator
 @click.option("--tls-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where --tls writes its CA, certificate and key (default: a temporary folder, "
                    "removed on exit).")
+@click.option("--new-connection-delay", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              metavar="SECONDS",
+              help="Hold each new connection's TLS handshake this long (TCP+TLS over a WAN); "
+                   "needs --tls.")
 @click.option("--oss-objects", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="Serve these OSS objects (JSON Lines: bucket, key, size, first_bytes base64) path style "
                    "on the same port; ImportImage then fails an image whose object is missing.")
@@ -90,7 +94,8 @@ def simulator(
     fail_fraction: float, deny_all: bool, retry_after_ms: int | None, clock_offset: float,
     describe_quota: int, max_page_size: int, describe_faults: tuple[str, ...],
     delete_faults: tuple[str, ...], sts_ttl: float,
-    tls: bool, tls_dir: Path | None, oss_objects: Path | None, oss_denied: tuple[str, ...],
+    tls: bool, tls_dir: Path | None, new_connection_delay: float, oss_objects: Path | None,
+    oss_denied: tuple[str, ...],
 ) -> None:
     """Serve a fake ENS endpoint (ImportImage, DescribeImages, DescribeSelfImages, DeleteImage),
     and STS (AssumeRole, AssumeRoleWithOIDC) on the same port.
@@ -103,6 +108,9 @@ def simulator(
     keys = key_pair_from_env()
     if tls_dir is not None and not tls:
         raise click.UsageError("--tls-dir needs --tls")
+    if new_connection_delay and not tls:
+        raise click.UsageError("--new-connection-delay needs --tls: only a TLS handshake can be held "
+                               "where the client sees it (a plain TCP connect completes in the kernel)")
     temporary = Path(tempfile.mkdtemp(prefix="ens-simulator-tls-")) if tls and tls_dir is None else None
     try:
         config = SimulatorConfig(
@@ -116,7 +124,7 @@ def simulator(
             max_page_size=max_page_size,
             describe_faults=dict(parse_fault(f, DESCRIBE_FAULTS) for f in describe_faults),
             delete_faults=dict(parse_fault(f, DELETE_FAULTS) for f in delete_faults),
-            tls_dir=tls_dir or temporary,
+            tls_dir=tls_dir or temporary, new_connection_delay=new_connection_delay,
             oss_objects=oss_objects, oss_denied_buckets=frozenset(oss_denied),
         )
         asyncio.run(_serve(config, from_environment=keys.from_environment))
@@ -154,3 +162,4 @@ async def _serve(config: SimulatorConfig, *, from_environment: bool) -> None:
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+

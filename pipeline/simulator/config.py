@@ -113,6 +113,9 @@ class SimulatorConfig:
     """DELETE_FAULTS name to probability."""
     tls_dir: Path | None = None
     """Serve HTTPS with a fresh CA and 127.0.0.1/localhost certificate written here; None: plain HTTP."""
+    new_connection_delay: float = 0.0
+    """Seconds each new connection's TLS handshake is held (a WAN's TCP and TLS round trips, seen
+    by the client: its connection is ready that much later); needs ``tls_dir``."""
     oss_objects: Path | None = None
     """JSON Lines of OSS objects (bucket, key, size, first_bytes) the simulated OSS serves; with
     objects loaded, an ImportImage naming a missing object fails server-side."""
@@ -154,9 +157,13 @@ class SimulatorConfig:
             raise ConfigError(f"burst {self.burst} must be >= 1")
         for label, value in (("slow_seconds", self.slow_seconds), ("available_after", self.available_after),
                              ("late_seconds", self.late_seconds), ("listing_lag", self.listing_lag),
-                             ("persist_interval", self.persist_interval)):
+                             ("persist_interval", self.persist_interval),
+                             ("new_connection_delay", self.new_connection_delay)):
             if value < 0 or math.isnan(value):
                 raise ConfigError(f"{label} {value:g} must be >= 0 seconds")
+        if self.new_connection_delay > 0 and self.tls_dir is None:
+            raise ConfigError("new_connection_delay needs TLS (--tls): only a TLS handshake can be "
+                              "held where the client sees it; a plain TCP connect completes in the kernel")
         if self.retry_after_ms is not None and self.retry_after_ms < 0:
             raise ConfigError(f"retry_after_ms {self.retry_after_ms} must be >= 0")
         if not self.sts_ttl > 0:

@@ -17,6 +17,7 @@ import uvicorn
 
 from pipeline.simulator.app import SimulatorApp
 from pipeline.simulator.config import SimulatorConfig
+from pipeline.simulator.handshake import HandshakeDelay
 from pipeline.simulator.state import SimulatorState
 from pipeline.simulator.tls import TlsFiles, create_tls_files
 
@@ -112,6 +113,12 @@ async def serve_simulator(config: SimulatorConfig | None = None) -> AsyncIterato
     state = SimulatorState(config)
     tls = None if config.tls_dir is None else create_tls_files(config.tls_dir)
     sock = _bind(config.host, config.port)
+    # With a handshake delay the public socket is the delaying relay's; uvicorn listens behind it.
+    relay: HandshakeDelay | None = None
+    served = sock
+    if config.new_connection_delay > 0:
+        served = _bind(config.host, 0)
+        relay = HandshakeDelay(sock, (config.host, served.getsockname()[1]), config.new_connection_delay)
     app = SimulatorApp(state)
     server = _Server(uvicorn.Config(
         app, lifespan="off", log_config=None, log_level="warning", access_log=False, server_header=False,
@@ -120,7 +127,7 @@ async def serve_simulator(config: SimulatorConfig | None = None) -> AsyncIterato
         ssl_keyfile=None if tls is None else str(tls.key_file),
     ))
     app.finder = server.transport_for
-    serving = asyncio.create_task(server.serve(sockets=[sock]), name="ens-simulator")
+    serving = asyncio.create_task(server.serve(sockets=[served]), name="ens-simulator")
     ready = asyncio.create_task(server.ready.wait())
     persisting: asyncio.Task[None] | None = None
     try:
@@ -129,15 +136,20 @@ async def serve_simulator(config: SimulatorConfig | None = None) -> AsyncIterato
             if serving.done():
                 serving.result()
             raise RuntimeError(f"the ENS simulator did not start within {START_TIMEOUT:g} s")
+        if relay is not None:
+            await relay.start()
         if state.persister is not None:
             persisting = asyncio.create_task(state.persister.run(), name="ens-simulator-persist")
         yield Simulator(_url(config.host, sock, "http" if tls is None else "https"), state, tls)
     finally:
         ready.cancel()
+        if relay is not None:
+            await relay.close()
         server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
             await serving
         sock.close()
+        served.close()
         if persisting is not None:
             persisting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
