@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import shutil
 import signal
 import sys
@@ -136,6 +137,7 @@ def simulator(
 
 
 async def _serve(config: SimulatorConfig, *, from_environment: bool) -> None:
+    _steady_collector()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -163,3 +165,18 @@ async def _serve(config: SimulatorConfig, *, from_environment: bool) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
 
+
+def _steady_collector() -> None:
+    """Keep the cyclic garbage collector from pausing the loop for tens of milliseconds.
+
+    A full collection walks every tracked object: the imported modules, then the images, nonces
+    and connections of a run. Measured at 256 connections and 100 requests/s, it stalled the
+    loop 30-90 ms, and every request read meanwhile got the same arrival time: the quota's
+    one-second window then counted 101-103 from a client that wrote at most 100 in any 1.02 s.
+    A real gateway does not pause so. What exists at start-up is frozen out of collection, and a
+    full collection waits for a million young ones (young collections stay as they are); this
+    process is the simulator alone, and its cycles are few (asyncio's exceptions).
+    """
+    gc.freeze()
+    young, middle, _ = gc.get_threshold()
+    gc.set_threshold(young, middle, 1_000_000)
