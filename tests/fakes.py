@@ -15,6 +15,7 @@ import anyio
 import anyio.lowlevel
 from hypothesis.configuration import set_hypothesis_home_dir
 
+from pipeline.ens.transport import OnSend
 from pipeline.errors import ApiError, Delivery, TransportError
 from pipeline.joblist.job import Job
 from pipeline.journal.ledger import Ledger
@@ -151,7 +152,10 @@ class FakeEns:
     def lookup_calls(self, name: str | None = None) -> int:
         return sum(1 for kind, n in self.calls if kind == "find" and (name is None or n == name))
 
-    async def import_image(self, params: Mapping[str, str]) -> Imported:
+    async def import_image(self, params: Mapping[str, str], *,
+                           on_send: OnSend | None = None) -> Imported:
+        if on_send is not None:  # a connection that is always ready at once
+            await on_send()
         name = params["ImageName"]
         self.calls.append(("import", name))
         if self.on_import is not None:

@@ -370,14 +370,14 @@ async def test_concurrency_caps_requests_in_flight(journal: Path, api: FakeEns) 
     peak = 0
     original = api.import_image
 
-    async def slow_import(params: Any) -> Any:
+    async def slow_import(params: Any, **kwargs: Any) -> Any:
         nonlocal in_flight, peak
         in_flight += 1
         peak = max(peak, in_flight)
         try:
             for _ in range(3):
                 await anyio.lowlevel.checkpoint()
-            return await original(params)
+            return await original(params, **kwargs)
         finally:
             in_flight -= 1
 

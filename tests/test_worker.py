@@ -17,6 +17,7 @@ from pipeline.journal import records as r
 from pipeline.journal.ledger import JobState
 from pipeline.journal.writer import JournalWriter
 from pipeline.run.breaker import BreakerConfig, CircuitBreaker
+from pipeline.run.limits import Grant
 from pipeline.run.retry import RetryBudget, RetryPolicy
 from pipeline.run.stats import StopReason
 from pipeline.run.worker import Control, WorkerContext, process
@@ -427,10 +428,13 @@ class HeldGate:
         self.waiting = anyio.Event()
         self.release = anyio.Event()
 
-    async def acquire(self) -> int:
+    async def acquire_grant(self) -> Grant:
         self.waiting.set()
         await self.release.wait()
-        return 0
+        return Grant(0, 0.0)
+
+    async def sending(self, grant: Grant) -> None:
+        pass
 
     def on_success(self) -> None:
         pass

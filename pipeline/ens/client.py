@@ -14,7 +14,7 @@ from pipeline.ens.classify import stale_credentials
 from pipeline.ens.credentials import Credentials, CredentialSource, StaticCredentials
 from pipeline.ens.endpoint import Endpoint
 from pipeline.ens.listing import Paging, pages
-from pipeline.ens.transport import Answer, Exchange
+from pipeline.ens.transport import Answer, Exchange, OnSend
 from pipeline.errors import ApiError, BadResponse, CredentialsExpired, Delivery
 
 USER_AGENT = f"ens-migrate/{__version__}"
@@ -87,9 +87,11 @@ class EnsClient:
         self._nonce = nonce
         self._user_agent = user_agent
 
-    async def import_image(self, params: Mapping[str, str]) -> ImportResult:
-        """Call ImportImage with wire-ready parameters (``Job.query()``)."""
-        status, headers, body = await self._exchange("ImportImage", params)
+    async def import_image(self, params: Mapping[str, str], *,
+                           on_send: OnSend | None = None) -> ImportResult:
+        """Call ImportImage with wire-ready parameters (``Job.query()``); ``on_send`` is awaited
+        when its connection is ready, before each write (``Exchange.post``)."""
+        status, headers, body = await self._exchange("ImportImage", params, on_send)
         data = parse_answer(status, headers, body)
         image_id, request_id = data.get("ImageId"), data.get("RequestId")
         if not isinstance(image_id, str) or not image_id:
@@ -166,24 +168,28 @@ class EnsClient:
         answer = await self._post(action, params)
         return answer, parse_answer(answer.status, answer.headers, answer.body)
 
-    async def _exchange(self, action: str, params: Mapping[str, str]) -> tuple[int, Mapping[str, str], bytes]:
+    async def _exchange(self, action: str, params: Mapping[str, str],
+                        on_send: OnSend | None = None) -> tuple[int, Mapping[str, str], bytes]:
         """Sign and send one call; return (status, headers, body), or raise a TransportError."""
-        answer = await self._post(action, params)
+        answer = await self._post(action, params, on_send)
         return answer.status, answer.headers, answer.body
 
-    async def _post(self, action: str, params: Mapping[str, str]) -> Answer:
+    async def _post(self, action: str, params: Mapping[str, str],
+                    on_send: OnSend | None = None) -> Answer:
         """Sign with the current credentials and send. An answer that calls them stale (an expired
         STS token) was refused at the gateway: renew them and send once more
         (``CredentialsExpired`` when none can be had)."""
         source = self._credentials
         creds = await source.get()
         context = f"{action} to {self._host}"
-        answer = await self._wire.post(*self._signed(action, params, creds), context=context)
+        answer = await self._wire.post(*self._signed(action, params, creds), context=context,
+                                       on_send=on_send)
         if 400 <= answer.status < 500 and creds.security_token and b"InvalidSecurityToken" in answer.body:
             code = stale_credentials(answer.body, renewable=not isinstance(source, StaticCredentials))
             if code is not None:
                 fresh = await source.renew(creds, code)
-                answer = await self._wire.post(*self._signed(action, params, fresh), context=context)
+                answer = await self._wire.post(*self._signed(action, params, fresh), context=context,
+                                               on_send=on_send)
                 if 400 <= answer.status < 500 and stale_credentials(answer.body, renewable=False):
                     # Refused again at the gateway: never a job failure, but no use going on.
                     raise CredentialsExpired(

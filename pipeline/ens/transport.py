@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol, get_args
+from types import SimpleNamespace
+from typing import Any, Protocol, get_args
 
 import aiohttp
 import anyio
@@ -28,6 +29,11 @@ TRANSPORTS: tuple[Transport, ...] = get_args(Transport)
 ``httpx`` (its own connection pool)."""
 
 
+OnSend = Callable[[], Awaitable[None]]
+"""Awaited once the request's connection is ready (a new one connected and through TLS, or a
+pooled one taken), just before the request is written: where the rate gate counts the send."""
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     """What came back: the status, the headers and the whole body."""
@@ -40,9 +46,12 @@ class Answer:
 class Exchange(Protocol):
     """Carries one signed request to ENS and its answer back."""
 
-    async def post(self, url: str, headers: Mapping[str, str], *, context: str) -> Answer:
+    async def post(self, url: str, headers: Mapping[str, str], *, context: str,
+                   on_send: OnSend | None = None) -> Answer:
         """POST ``url`` (already encoded, sent verbatim) with exactly ``headers``; read the
-        answer. Raise ``TransportError`` (``context`` names the call) when there is none."""
+        answer. Raise ``TransportError`` (``context`` names the call) when there is none.
+        ``on_send`` is awaited when the connection is ready, before the request is written
+        (not at all where the transport cannot tell: a mock)."""
         ...
 
 
@@ -57,11 +66,14 @@ class HttpxExchange:
         self._deadline = deadline
         """Seconds for the whole exchange (None: only httpx's per-read timeouts)."""
 
-    async def post(self, url: str, headers: Mapping[str, str], *, context: str) -> Answer:
+    async def post(self, url: str, headers: Mapping[str, str], *, context: str,
+                   on_send: OnSend | None = None) -> Answer:
         """POST through httpx (see ``Exchange.post``)."""
         # Built directly, not with build_request: the client's default headers, params and
         # cookies are not wanted, and merging them costs CPU on every call; its timeout is kept.
-        request = httpx.Request("POST", url, headers=headers, extensions=self._extensions)
+        extensions = self._extensions if on_send is None else {
+            **self._extensions, "trace": _httpcore_trace(on_send)}
+        request = httpx.Request("POST", url, headers=headers, extensions=extensions)
         try:
             with _deadline(self._deadline):
                 response = await self._http.send(request)
@@ -70,8 +82,20 @@ class HttpxExchange:
         return Answer(response.status_code, response.headers, response.content)
 
 
+def _httpcore_trace(on_send: OnSend) -> Callable[[str, dict[str, Any]], Awaitable[None]]:
+    """httpcore's ``trace`` extension calling ``on_send`` as the request headers are written."""
+    async def trace(event: str, info: dict[str, Any]) -> None:
+        if event == "http11.send_request_headers.started":
+            await on_send()
+    return trace
+
+
 class AiohttpExchange:
-    """Posts straight through an aiohttp session: no httpx models built per call."""
+    """Posts straight through an aiohttp session: no httpx models built per call.
+
+    ``on_send`` needs the session made with ``ready_trace()`` among its trace configs
+    (``open_exchange`` does that); without it the hook is not called.
+    """
 
     __slots__ = ("_deadline", "_session", "_timeout")
 
@@ -82,23 +106,50 @@ class AiohttpExchange:
         self._deadline = deadline
         """Seconds for the whole exchange: an answer trickled a byte at a time is still cut."""
 
-    async def post(self, url: str, headers: Mapping[str, str], *, context: str) -> Answer:
+    async def post(self, url: str, headers: Mapping[str, str], *, context: str,
+                   on_send: OnSend | None = None) -> Answer:
         """POST through aiohttp (see ``Exchange.post``)."""
         try:
             with _deadline(self._deadline):
-                return await self._post(url, headers)
+                return await self._post(url, headers, on_send)
         except (aiohttp.ClientError, OSError) as exc:
             raise transport_error(exc, context) from exc
 
-    async def _post(self, url: str, headers: Mapping[str, str]) -> Answer:
+    async def _post(self, url: str, headers: Mapping[str, str], on_send: OnSend | None) -> Answer:
         async with self._session.request(
             "POST", yarl.URL(url, encoded=True), headers=headers,
             # The signed headers are the whole truth: no unsigned Content-Type for an empty body.
             skip_auto_headers=("Content-Type",), allow_redirects=False, auto_decompress=False,
             compress=False, timeout=self._timeout,
+            trace_request_ctx=None if on_send is None else _Ready(on_send),
         ) as response:
             body = await response.read()
         return Answer(response.status, response.headers, body)
+
+
+@dataclass(frozen=True, slots=True)
+class _Ready:
+    """What a request hands ``ready_trace``'s hooks: its ``on_send``."""
+
+    on_send: OnSend
+
+
+async def _connection_ready(session: aiohttp.ClientSession, context: SimpleNamespace,
+                            params: object) -> None:
+    ready = getattr(context, "trace_request_ctx", None)
+    if isinstance(ready, _Ready):
+        await ready.on_send()
+
+
+def ready_trace() -> aiohttp.TraceConfig:
+    """A trace config calling each request's ``on_send`` once its connection is ready: after a
+    new connection's TCP connect and TLS handshake, or as a pooled connection is taken; both
+    come before the request is written."""
+    trace = aiohttp.TraceConfig()
+    trace.on_connection_create_end.append(_connection_ready)
+    trace.on_connection_reuseconn.append(_connection_ready)
+    trace.freeze()
+    return trace
 
 
 def _deadline(seconds: float | None) -> contextlib.AbstractContextManager[object]:
@@ -122,8 +173,8 @@ async def open_exchange(
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
     if transport == "aiohttp":
         connector = aiohttp.TCPConnector(limit=concurrency, ssl=ssl.create_default_context())
-        async with aiohttp.ClientSession(connector=connector, trust_env=False,
-                                         auto_decompress=False) as session:
+        async with aiohttp.ClientSession(connector=connector, trust_env=False, auto_decompress=False,
+                                         trace_configs=[ready_trace()]) as session:
             yield AiohttpExchange(session, aiohttp.ClientTimeout(
                 sock_connect=connect_timeout, sock_read=read_timeout, connect=connect_timeout),
                 deadline=connect_timeout + read_timeout)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
@@ -14,6 +15,7 @@ import anyio
 import structlog
 
 from pipeline.ens.classify import Disposition, classify, classify_import
+from pipeline.ens.transport import OnSend
 from pipeline.errors import ApiError, CredentialsExpired, EnsError
 from pipeline.joblist.job import Job
 from pipeline.journal import records as r
@@ -32,7 +34,7 @@ from pipeline.run.doubt import (
     retry_step,
     seconds_since,
 )
-from pipeline.run.limits import Clock, Lookup, RateGate, Sleep
+from pipeline.run.limits import Clock, Grant, Lookup, RateGate, Sleep
 from pipeline.run.retry import RetryBudget, RetryPolicy
 from pipeline.run.stats import RunStats, StopReason
 
@@ -62,7 +64,8 @@ class ImageApi(Protocol):
     """The calls a run needs (``pipeline.ens.client.EnsClient`` has them; its lookups pace every
     page with the run's ``Lookup``)."""
 
-    async def import_image(self, params: Mapping[str, str]) -> Imported: ...
+    async def import_image(self, params: Mapping[str, str], *,
+                           on_send: OnSend | None = None) -> Imported: ...
     async def find_images_by_name(self, name: str) -> Sequence[FoundImage]: ...
     async def find_image(self, image_id: str) -> ListedImage | None: ...
     async def delete_image(self, image_id: str) -> str: ...
@@ -224,9 +227,11 @@ async def _send(ctx: WorkerContext, job: Job, st: _Sending) -> Outcome:
                 if ctx.control.stopping:
                     return Outcome.DEFERRED
                 await ctx.journal.append_durable(r.JOB_ATTEMPT, key, attempt)
+                grant: Grant | None = None
                 with ctx.control.cancelled_on_stop():
-                    epoch = await ctx.gate.acquire()
-                if ctx.control.stopping:
+                    grant = await ctx.gate.acquire_grant()
+                    epoch = grant.epoch
+                if ctx.control.stopping or grant is None:
                     # Its attempt is on disk but it was never sent: say so, or the next run would
                     # have to look it up first.
                     await ctx.journal.append(r.JOB_ERROR, key, {
@@ -242,7 +247,9 @@ async def _send(ctx: WorkerContext, job: Job, st: _Sending) -> Outcome:
                 if doubt is not None:
                     doubt.last_sent = ctx.clock()
                 try:
-                    result = await ctx.api.import_image(params)
+                    # The send counts at the server's rate from when its connection is ready.
+                    result = await ctx.api.import_image(
+                        params, on_send=functools.partial(ctx.gate.sending, grant))
                 finally:
                     stats.in_flight -= 1
         except CredentialsExpired as exc:
