@@ -19,7 +19,7 @@ from hypothesis import given, settings
 
 from pipeline.ens.endpoint import parse_endpoint
 from pipeline.ens.transport import TRANSPORTS, open_exchange
-from pipeline.run.limits import Grant
+from pipeline.run.limits import Grant, SlidingWindow
 from pipeline.settings import Transport
 from pipeline.simulator.server import Simulator
 from pipeline.simulator.tls import CA_FILE
@@ -29,6 +29,23 @@ from tests.run_helpers import SimProcess, cli, imported_counts, write_jobs
 from tests.test_limits import max_in_window
 
 DELAY = HANDSHAKE_DELAY
+
+# --- SlidingWindow.remove ------------------------------------------------------------------
+
+
+def test_window_remove_takes_back_exactly_that_grant() -> None:
+    """``remove`` drops the grant recorded at that time and nothing else; a time never
+    recorded (or already gone) changes nothing."""
+    window = SlidingWindow(5, 1.0)
+    for t in (10.0, 10.2, 10.4, 10.6):
+        window.record(t)
+    window.remove(10.2)
+    assert window.count_since(0.0) == 3
+    for absent in (10.3, 9.0, 11.0):
+        window.remove(absent)
+    assert window.count_since(0.0) == 3
+    assert window.count_since(10.4) == 2
+
 
 # --- RateGate.sending on a virtual clock -----------------------------------------------------
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from collections import deque
@@ -49,9 +48,18 @@ class SlidingWindow:
         self._prune(now)
 
     def remove(self, at: float) -> None:
-        """Take back the grant recorded at ``at`` (nothing when it has left the log)."""
-        with contextlib.suppress(ValueError):
-            self._log.remove(at)
+        """Take back the grant recorded at ``at`` (nothing when it has left the log).
+
+        Searched from the newest end: a grant is taken back when its request is written, with
+        only the grants made since after it (at most the requests in flight), whereas the log
+        holds ``limit`` entries (100,000 at ``--rate 100000``)."""
+        log = self._log
+        for i in range(len(log) - 1, -1, -1):
+            if log[i] == at:
+                del log[i]
+                return
+            if log[i] < at:
+                return
 
     def count_since(self, since: float) -> int:
         """Grants at or after ``since`` (among those the log holds)."""
