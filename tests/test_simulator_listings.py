@@ -3,6 +3,7 @@ maximum page size, DeleteImage faults, images made behind the tool's back, the D
 
 from __future__ import annotations
 
+import anyio
 import httpx
 import pytest
 
@@ -56,6 +57,29 @@ async def test_describe_faults_are_seeded() -> None:
         response = await call(client, HOST, "DescribeSelfImages", {})
     assert (response.status_code, error_code(response)) == (503, "ServiceUnavailable")
     assert state.stats_snapshot()["faults"] == {"describe_error503": 1}
+
+
+@pytest.mark.asyncio
+async def test_a_slow_describe_is_held_then_served() -> None:
+    """describe fault slow=1: the call is held while the server counts it in flight, then served."""
+    client, state = in_process(SimulatorConfig(describe_faults={"slow": 1.0}, slow_seconds=30, seed=3))
+    async with client, anyio.create_task_group() as tg:
+        answers: list[httpx.Response] = []
+
+        async def describe() -> None:
+            answers.append(await call(client, HOST, "DescribeSelfImages", {}))
+
+        tg.start_soon(describe)
+        with anyio.fail_after(10):
+            while state.stats_snapshot()["in_flight"] == 0:
+                await anyio.sleep(0.01)
+        assert not answers  # held
+        tg.cancel_scope.cancel()
+    fast, _ = in_process(SimulatorConfig(describe_faults={"slow": 1.0}, slow_seconds=0, seed=3))
+    async with fast:
+        response = await call(fast, HOST, "DescribeSelfImages", {})
+    assert response.status_code == 200
+    assert state.stats_snapshot()["faults"] == {"describe_slow": 1}
 
 
 @pytest.mark.asyncio

@@ -160,7 +160,7 @@ class SimulatorApp:
         if importing:
             return await self._import(params, request_id, host)
         if action in DESCRIBE_ACTIONS:
-            refused = self._describe_gate(action, request_id, host)
+            refused = await self._describe_gate(action, request_id, host)
             if refused is not None:
                 return refused
         elif action == "DeleteImage":
@@ -174,8 +174,9 @@ class SimulatorApp:
                 return Reply(0, b"", DROPPED) if reply.status == 200 else reply
         return READ_ACTIONS[action](state, params, request_id, host)
 
-    def _describe_gate(self, action: str, request_id: str, host: str | None) -> Reply | None:
-        """Quota and faults of a Describe call: a reply that refuses it, or None to serve it."""
+    async def _describe_gate(self, action: str, request_id: str, host: str | None) -> Reply | None:
+        """Quota and faults of a Describe call: a reply that refuses it, or None to serve it (a
+        ``slow`` one after ``slow_seconds``)."""
         state = self.state
         fault = state.describe_faults.draw()
         if fault == "throttle" or not state.describe_limiters[action].try_acquire(state.monotonic()):
@@ -188,6 +189,9 @@ class SimulatorApp:
                                request_id=request_id, host=host, headers=extra)
         if fault is not None:
             state.stats.faults[f"describe_{fault}"] += 1
+            if fault == "slow":
+                await anyio.sleep(state.config.slow_seconds)
+                return None
             return _fault_reply(fault, request_id, host)
         return None
 

@@ -40,7 +40,7 @@ from pipeline.simulator.server import serve_simulator
                    "error500, error503, drop_before, drop_after, slow_after, garbage, late_create, "
                    "late_503, nonce_replay.")
 @click.option("--slow-seconds", type=click.FloatRange(min=0), default=5.0, show_default=True,
-              help="How long slow_after holds the answer.")
+              help="How long slow_after (and the Describe fault slow) holds the answer.")
 @click.option("--fault-limit", type=click.IntRange(min=0), default=None,
               help="Inject at most this many ImportImage faults in all.")
 @click.option("--late-seconds", type=click.FloatRange(min=0), default=3.0, show_default=True,

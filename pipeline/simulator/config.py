@@ -26,9 +26,10 @@ FAULTS: tuple[str, ...] = ("error500", "error503", "drop_before", "drop_after", 
 ``late_create`` creates the image ``late_seconds`` after arrival, then answers (even when the client
 hung up meanwhile); ``late_503`` creates it after ``late_seconds`` and answers a JSON 503;
 ``nonce_replay`` creates it and answers ``SignatureNonceUsed`` (an earlier copy got through)."""
-DESCRIBE_FAULTS: tuple[str, ...] = ("error500", "error503", "drop_before", "throttle")
+DESCRIBE_FAULTS: tuple[str, ...] = ("error500", "error503", "drop_before", "throttle", "slow")
 """Faults of DescribeImages/DescribeSelfImages (one draw per call; ``throttle`` answers
-``Throttling.User`` whatever the quota)."""
+``Throttling.User`` whatever the quota; ``slow`` holds the answer ``slow_seconds``, e.g. a start-up
+probe that hangs)."""
 DELETE_FAULTS: tuple[str, ...] = ("error503", "drop_before", "drop_after")
 """Faults of DeleteImage; ``drop_after`` deletes the image, then drops the connection (a lost answer)."""
 MAX_PAGE_SIZE = 50
@@ -72,7 +73,8 @@ class SimulatorConfig:
     seed: int | None = None
     """Seeds faults, latency and failures; None draws one (reported in the stats)."""
     slow_seconds: float = 5.0
-    """How long ``slow_after`` holds the answer after creating the image."""
+    """How long ``slow_after`` holds the answer after creating the image, and the Describe fault
+    ``slow`` holds its answer."""
     fault_limit: int | None = None
     """Inject at most this many ImportImage faults in all (None: no limit), for a test that needs
     exactly one slow request."""
