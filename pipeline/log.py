@@ -59,8 +59,8 @@ def colour_wanted() -> bool:
 
 
 def say(fmt: str, event: str, message: str, *, level: str = "info", **fields: Any) -> None:
-    """A line for people on stderr (the banner, the summary, a warning before logging is set up):
-    plain text, or with ``--log-format json`` one JSON object like every log event."""
+    """A line for people on stderr (the banner, the summary, an error, a warning before logging
+    is set up): plain text, or with ``--log-format json`` one JSON object like every log event."""
     message = scrub_text(message)
     if fmt == "json":
         record = {"event": event, "message": message, **fields, "level": level,
@@ -71,11 +71,40 @@ def say(fmt: str, event: str, message: str, *, level: str = "info", **fields: An
     sys.stderr.flush()
 
 
+class _LibraryRecords(logging.Handler):
+    """With JSON, the standard-library records of the packages under us (uvicorn serving
+    ``--simulate``, asyncio) are JSON lines too; without it they would reach stderr as plain text
+    through logging's last-resort handler."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self._formatter = logging.Formatter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            fields: dict[str, Any] = {"logger": record.name}
+            if record.exc_info:
+                fields["exception"] = self._formatter.formatException(record.exc_info)
+            say("json", "ens_migrate.library.log", record.getMessage(), level=record.levelname.lower(),
+                **fields)
+        except Exception:  # logging's own rule: a failing handler reports, never raises
+            self.handleError(record)
+
+
+def _route_library_records(fmt: str) -> None:
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, _LibraryRecords)]:
+        root.removeHandler(handler)
+    if fmt == "json":
+        root.addHandler(_LibraryRecords())
+
+
 def configure_logging(*, fmt: str = "console", quiet: bool = False, verbose: bool = False,
                       secrets: Iterable[str | None] = ()) -> None:
     """Configure structlog once per process (the only module-level state we keep); ``verbose``
     shows debug events too (each attempt)."""
     register_secrets(*secrets)
+    _route_library_records(fmt)
     processors: list[structlog.types.Processor] = [
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -71,6 +71,7 @@ def test_console_shows_the_sentence_json_keeps_name_and_sentence(
         structlog.get_logger("t").warning("ens_migrate.run.draining", message="draining now",
                                           signal="SIGTERM")
     finally:
+        configure_logging(fmt="console")  # takes the JSON handler of library records off again
         structlog.reset_defaults()
     err = capsys.readouterr().err.strip()
     if fmt == "json":

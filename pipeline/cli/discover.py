@@ -13,12 +13,12 @@ from typing import TextIO
 import anyio
 import click
 
+from pipeline.cli.session import load_settings
 from pipeline.cli.sources import LISTING_OPTIONS, with_options
-from pipeline.config import load_config
 from pipeline.ens.chain import resolve_source
 from pipeline.ens.credentials import CredentialSource
 from pipeline.joblist.naming import check_template
-from pipeline.log import configure_logging
+from pipeline.log import configure_logging, say
 from pipeline.oss.client import OssClient
 from pipeline.oss.client import oss_endpoint as resolve_oss_endpoint
 from pipeline.oss.discover import Discovery, discover, write_rows
@@ -36,16 +36,18 @@ from pipeline.oss.source import DEFAULT_INCLUDE, KeyFilter, parse_oss_url
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="TOML config file.")
 @click.option("--insecure-http", is_flag=True,
               help="Allow a plain http:// OSS endpoint that is not loopback.")
-@click.option("--log-format", type=click.Choice(["console", "json"]), default="console")
+@click.option("--log-format", type=click.Choice(["console", "json"]),
+              help="Log format on stderr (default console). [env: ENS_MIGRATE_LOG_FORMAT]")
 def discover_command(source: str, oss_region: str | None, oss_endpoint: str | None,
                      include: tuple[str, ...], exclude: tuple[str, ...], template: str, list_rate: float,
                      fmt: str, out_path: str, config_path: Path | None, insecure_http: bool,
-                     log_format: str) -> int:
+                     log_format: str | None) -> int:
     """List oss://BUCKET/PREFIX and write a job list of its image files (ImageName, OSSRegion,
     OSSBucket, OSSObject); objects that cannot be a job are reported on stderr. Exit 0 when every
     image file became a job, 1 when some were reported."""
-    configure_logging(fmt=log_format, quiet=True)
-    config = load_config(config_path)
+    config, settings = load_settings(config_path, {"log_format": log_format})
+    log_fmt = settings.log_format
+    configure_logging(fmt=log_fmt, quiet=True)
     region = oss_region or str(config.sections.get("run", {}).get("region", "cn-beijing"))
     found = anyio.run(lambda: run_discovery(source, region, oss_endpoint,
                                             include, exclude, template, list_rate, insecure_http))
@@ -53,10 +55,13 @@ def discover_command(source: str, oss_region: str | None, oss_endpoint: str | No
         written = write_rows(found.rows(), out, fmt)
     problems = list(found.problems())
     for line in problems:
-        click.echo(f"ens-migrate: {source}: {line}", err=True)
-    click.echo(f"ens-migrate: {source}: {found.listed} objects listed in {found.pages} pages, "
-               f"{found.skipped} left out by the globs, {written} jobs written, {len(problems)} reported",
-               err=True)
+        say(log_fmt, "ens_migrate.discover.left_out", f"ens-migrate: {source}: {line}", level="warning",
+            source=source)
+    say(log_fmt, "ens_migrate.discover.summary",
+        f"ens-migrate: {source}: {found.listed} objects listed in {found.pages} pages, "
+        f"{found.skipped} left out by the globs, {written} jobs written, {len(problems)} reported",
+        source=source, listed=found.listed, pages=found.pages, skipped=found.skipped, written=written,
+        reported=len(problems))
     return 1 if problems else 0
 
 

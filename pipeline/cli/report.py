@@ -6,9 +6,11 @@ from pathlib import Path
 
 import click
 
+from pipeline.cli.output import chosen_format
 from pipeline.cli.status import CommandError, existing_journal
 from pipeline.errors import EnsMigrateError
 from pipeline.journal.reader import read_ledger
+from pipeline.log import say
 from pipeline.report.completion import REPORT_COLUMNS, failed_rows, left_out, report_rows, to_csv
 from pipeline.report.summary import write_private_atomic
 
@@ -43,15 +45,20 @@ def report(journal_path: Path, out_path: Path, failed_only: bool) -> None:
     except (EnsMigrateError, OSError) as exc:
         raise CommandError(f"cannot write {out_path}: {getattr(exc, 'strerror', None) or exc}") from exc
     kind = "failed job" if failed_only else "job"
-    where = "standard output" if str(out_path) == "-" else out_path
-    click.echo(f"ens-migrate: wrote {rows} {kind}{'' if rows == 1 else 's'} to {where}", err=True)
+    where = "standard output" if str(out_path) == "-" else str(out_path)
+    fmt = chosen_format()
+    say(fmt, "ens_migrate.report.written", f"ens-migrate: wrote {rows} {kind}{'' if rows == 1 else 's'} "
+        f"to {where}", rows=rows, out=where)
     if failed_only:
         missing = left_out(ledger)
         if missing.invalid:
-            click.echo(f"ens-migrate: {missing.invalid} invalid row{'s' if missing.invalid != 1 else ''} "
-                       "of the last run left out (never sent, no parameters): fix them in the source "
-                       "job list; `ens-migrate validate` or `ens-migrate report` lists them", err=True)
+            say(fmt, "ens_migrate.report.left_out",
+                f"ens-migrate: {missing.invalid} invalid row{'s' if missing.invalid != 1 else ''} "
+                "of the last run left out (never sent, no parameters): fix them in the source "
+                "job list; `ens-migrate validate` or `ens-migrate report` lists them",
+                level="warning", invalid=missing.invalid)
         if missing.failed_without_params:
-            click.echo(f"ens-migrate: {missing.failed_without_params} failed job(s) left out: the journal "
-                       "holds no parameters for them; take them from the source job list "
-                       "(`ens-migrate report` names them)", err=True)
+            say(fmt, "ens_migrate.report.left_out",
+                f"ens-migrate: {missing.failed_without_params} failed job(s) left out: the journal "
+                "holds no parameters for them; take them from the source job list "
+                "(`ens-migrate report` names them)", level="warning", failed=missing.failed_without_params)

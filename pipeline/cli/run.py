@@ -255,7 +255,9 @@ async def _migrate(jobs: tuple[str, ...], rules: Any, journal_path: Path, ledger
             breaker=CircuitBreaker(BreakerConfig(settings.breaker_warmup, settings.breaker_ratio,
                                                  settings.breaker_streak)),
             check_source=check_source)
-        display = Progress(lambda: ctx.gate.rate, total=estimate_rows(jobs), tty=False if quiet else None)
+        # JSON on a terminal too: no bar, the periodic progress event (every stderr line is JSON).
+        display = Progress(lambda: ctx.gate.rate, total=estimate_rows(jobs),
+                           tty=False if quiet or settings.log_format == "json" else None)
         window = Window(stop_at=time.monotonic() + stop_after if stop_after else None, hard=options.hard)
         client = ctx.api
         assert isinstance(client, EnsClient)

@@ -8,6 +8,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.cli.output import settle_format
 from pipeline.cli.target import Target, open_target
 from pipeline.config import Config, load_config
 from pipeline.journal.ledger import Ledger
@@ -19,10 +20,12 @@ from pipeline.settings import RunSettings, resolve_settings, unknown_env
 
 def load_settings(config_path: Path | None, flags: Mapping[str, object]) -> tuple[Config, RunSettings]:
     """The config file and the run settings (flag > ``ENS_MIGRATE_*`` > ``[run]`` > default); warn
-    of ``ENS_MIGRATE_*`` variables that name no setting."""
+    of ``ENS_MIGRATE_*`` variables that name no setting. From here the command's lines and errors
+    use the log format the settings chose."""
     config = load_config(config_path)
     settings = resolve_settings(flags=flags, env=os.environ, file_section=config.sections.get("run", {}),
                                 file_name=config.source)
+    settle_format(settings.log_format)
     for warning in unknown_env(os.environ):
         say(settings.log_format, "ens_migrate.config.unknown_env", f"ens-migrate: warning: {warning}",
             level="warning")

@@ -11,17 +11,16 @@ from typing import Any, TextIO
 import anyio
 import click
 
+from pipeline.cli.session import load_settings
 from pipeline.cli.sources import SourceOptions, materialize, source_options
-from pipeline.config import load_config
 from pipeline.ens.chain import resolve_source
 from pipeline.ens.credentials import CredentialSource
 from pipeline.errors import JobListError
 from pipeline.joblist.job import Job
 from pipeline.joblist.rules import job_rules
 from pipeline.joblist.validate import InvalidRow, Problem, iter_rows
-from pipeline.log import configure_logging
+from pipeline.log import configure_logging, say
 from pipeline.oss.source import is_oss_url
-from pipeline.settings import resolve_settings
 
 
 @click.command()
@@ -44,9 +43,7 @@ def validate(jobs: tuple[str, ...], output: str, config_path: Path | None, check
     some are not, 65 when a file cannot be read as a job list.
     """
     sources = SourceOptions.pop(flags)
-    config = load_config(config_path)
-    settings = resolve_settings(flags=flags, env=os.environ, file_section=config.sections.get("run", {}),
-                                file_name=config.source)
+    config, settings = load_settings(config_path, flags)
     rules = job_rules(config)
     credentials: CredentialSource | None = None
     if check_sources or any(is_oss_url(j) for j in jobs):
@@ -90,10 +87,14 @@ def validate(jobs: tuple[str, ...], output: str, config_path: Path | None, check
         tail = {"rows": rows, "valid": rows - invalid, "invalid": invalid, "error": error}
         out.write(f"\n], {json.dumps(tail, ensure_ascii=False)[1:]}\n")
     out.flush()
+    fmt = settings.log_format
     if failure is not None:
-        click.echo(f"ens-migrate: error: {failure}", err=True)
-    click.echo(f"ens-migrate: {rows} rows checked: {rows - invalid} valid, {invalid} invalid"
-               + (" (stopped at the unreadable file)" if failure else ""), err=True)
+        say(fmt, "ens_migrate.validate.unreadable", f"ens-migrate: error: {failure}", level="error",
+            exit_code=int(failure.exit_code))
+    say(fmt, "ens_migrate.validate.summary",
+        f"ens-migrate: {rows} rows checked: {rows - invalid} valid, {invalid} invalid"
+        + (" (stopped at the unreadable file)" if failure else ""),
+        rows=rows, valid=rows - invalid, invalid=invalid)
     return failure.exit_code if failure else 1 if invalid else 0
 
 
