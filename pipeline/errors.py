@@ -109,6 +109,24 @@ class StoppedAtStartup(EnsMigrateError):
 
     exit_code = ExitCode.STOPPED
 
+    def __init__(self, signal_name: str) -> None:
+        self.signal_name = signal_name
+        super().__init__(f"stopped by {signal_name} during start-up, before any import was sent; "
+                         "run again to resume")
+
+
+def startup_stop(exc: BaseException) -> StoppedAtStartup | None:
+    """The ``StoppedAtStartup`` that ``exc`` is or holds: raised by a signal handler inside a task
+    group (the credentials chain, an OSS listing), it arrives wrapped in an exception group."""
+    if isinstance(exc, StoppedAtStartup):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = startup_stop(inner)
+            if found is not None:
+                return found
+    return None
+
 
 class JournalError(EnsMigrateError):
     """The journal cannot be opened, read or written."""

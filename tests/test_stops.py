@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import signal
+import socket
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +19,16 @@ import pytest
 from pipeline.ens.endpoint import parse_endpoint
 from pipeline.ens.transport import TRANSPORTS, open_exchange
 from pipeline.errors import Delivery, TransportError
-from tests.run_helpers import FAST, SimProcess, cli_popen, wait_for_line, write_jobs
+from tests.run_helpers import (
+    FAST,
+    SimProcess,
+    cli,
+    cli_popen,
+    import_requests,
+    journal_records,
+    wait_for_line,
+    write_jobs,
+)
 
 DRAIN_LIMIT = 8.0
 """Seconds from SIGTERM to exit that count as prompt (the defect took 60-65 s)."""
@@ -90,6 +102,82 @@ def test_sigterm_during_start_up_exits_3_not_143(tmp_path: Path) -> None:
     assert proc.returncode == 3, err
     assert "stopped by SIGTERM during start-up" in err
     assert "Traceback" not in err
+    # Before the lock there is no journal of this run to write to, and the line says so.
+    assert "before the journal lock was taken: nothing was sent or journaled" in err
+    assert not journal.exists()
+
+
+def _stopped_at_start_up(journal: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The journal's two records: this run's run.start and its run.end."""
+    records = journal_records(journal)
+    assert [r["event"] for r in records] == ["run.start", "run.end"], records
+    start, end = records
+    assert (end["stop"], end["exit_code"]) == ("signal", 3)
+    assert end["stats"]["requests"] == 0
+    return start, end
+
+
+def test_sigterm_after_the_lock_journals_run_start_and_run_end(tmp_path: Path) -> None:
+    """SIGTERM once the journal is locked, while the credentials are being fetched (a credentials
+    URI that never answers): exit 3, and the journal records the run, started and stopped by the
+    signal (it recorded nothing); no target is recorded, as none was checked against the journal."""
+    jobs, journal = tmp_path / "jobs.csv", tmp_path / "j.jsonl"
+    write_jobs(jobs, 5)
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(30)
+        uri = f"http://127.0.0.1:{listener.getsockname()[1]}/credentials"
+        proc = cli_popen("run", str(jobs), "--endpoint", "http://127.0.0.1:9", "--journal", str(journal),
+                         env={"ALIBABA_CLOUD_ACCESS_KEY_ID": "", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "",
+                              "ALIBABA_CLOUD_CREDENTIALS_URI": uri})
+        try:
+            held, _ = listener.accept()  # the run holds the lock and waits for an answer
+            with held:
+                proc.send_signal(signal.SIGTERM)
+                _, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert proc.returncode == 3, err
+    assert f"run.start and run.end journaled in {journal}" in err
+    start, end = _stopped_at_start_up(journal)
+    assert "target" not in start
+    assert "stopped by SIGTERM during start-up" in end["detail"]
+    status = cli("status", "--journal", str(journal), "--json")
+    assert json.loads(status.stdout)["last_run"]["stop"] == "signal"
+
+
+def test_sigterm_during_the_probe_stops_at_once_with_run_end(tmp_path: Path) -> None:
+    """The start-up probe waits on DescribeSelfImages calls the server holds: SIGTERM was only
+    remembered until they timed out (30 s); it cancels them now, exit 3 with run.start and run.end."""
+    jobs, journal = tmp_path / "jobs.csv", tmp_path / "j.jsonl"
+    write_jobs(jobs, 5)
+    with SimProcess("--describe-fault", "slow=1", "--slow-seconds", "600") as sim:
+        proc = cli_popen("run", str(jobs), "--endpoint", sim.url, "--journal", str(journal), "--quiet")
+        try:
+            deadline = time.monotonic() + 30
+            while sim.stats()["in_flight"] == 0:  # the probe's calls have arrived and are held
+                assert time.monotonic() < deadline, "the probe never came"
+                assert proc.poll() is None, proc.communicate()
+                time.sleep(0.02)
+            proc.send_signal(signal.SIGTERM)
+            sent = time.monotonic()
+            try:
+                _, err = proc.communicate(timeout=DRAIN_LIMIT)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"no exit within {DRAIN_LIMIT:g} s of SIGTERM during the probe")
+            took = time.monotonic() - sent
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        assert import_requests(sim) == 0
+    assert proc.returncode == 3, err
+    assert took < DRAIN_LIMIT
+    start, end = _stopped_at_start_up(journal)
+    assert start["target"] == sim.url
+    assert end["detail"] == "stopped by SIGTERM; run again to resume"
+    assert end["stats"]["deferred"] == 5
 
 
 @pytest.mark.asyncio

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,14 +14,16 @@ import anyio
 import click
 import structlog
 
+from pipeline.cli.output import chosen_format
 from pipeline.cli.session import journal_session, load_settings
 from pipeline.cli.sources import SourceOptions, materialize, oss_journal_stem, source_check, source_options
+from pipeline.cli.startup import EarlySignals
 from pipeline.cli.target import Target, name_env_vars, setting_options, target_options
 from pipeline.cli.watch import wait_exit_code, wait_line, wait_options, wait_phase
 from pipeline.ens.client import EnsClient
 from pipeline.ens.listing import Paging
 from pipeline.ens.transport import open_exchange
-from pipeline.errors import EnsError, StoppedAtStartup, UsageError
+from pipeline.errors import EnsError, UsageError, startup_stop
 from pipeline.joblist.readers import estimate_rows
 from pipeline.joblist.rules import job_rules
 from pipeline.joblist.validate import InvalidRow, iter_rows
@@ -106,33 +107,16 @@ def run(jobs: tuple[str, ...], journal: Path | None, config_path: Path | None, d
         return _run(early, jobs, journal, config_path, dry_run, simulate, retry_failed, insecure_http,
                     max_duration, deadline, cutoff, summary_path, quiet, verbose, wait, wait_timeout,
                     poll_interval, skip_existing, replace_failed_images, reimport_changed, flags)
+    except BaseException as exc:
+        stop = startup_stop(exc)
+        if stop is None:
+            raise
+        say(chosen_format(), "ens_migrate.run.stopped", f"ens-migrate: {early.outcome(stop)}",
+            level="warning", signal=stop.signal_name, exit_code=int(stop.exit_code),
+            journal=str(early.journaled) if early.journaled else None)
+        return stop.exit_code
     finally:
         early.restore()
-
-
-class EarlySignals:
-    """SIGINT/SIGTERM handlers from the first line of ``run``: until the migration's own handlers
-    take over, a stop raises ``StoppedAtStartup`` (exit 3, nothing sent); once it has started, a
-    signal is only remembered, and the migration stops as soon as its handlers are in place."""
-
-    def __init__(self) -> None:
-        self.received: str | None = None
-        self.starting = True
-        self._previous: dict[int, Any] = {}
-
-    def install(self) -> None:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            self._previous[signum] = signal.signal(signum, self._handle)
-
-    def restore(self) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-
-    def _handle(self, signum: int, frame: object) -> None:
-        self.received = signal.Signals(signum).name
-        if self.starting:
-            raise StoppedAtStartup(f"stopped by {self.received} during start-up, before any import "
-                                   "was sent; run again to resume")
 
 
 def _run(early: EarlySignals, jobs: tuple[str, ...], journal: Path | None, config_path: Path | None,
@@ -162,7 +146,9 @@ def _run(early: EarlySignals, jobs: tuple[str, ...], journal: Path | None, confi
                         PlanOptions(retry_failed=retry_failed, replace_failed_images=replace_failed_images,
                                     reimport_changed=reimport_changed))
     with journal_session(journal_path, settings, simulate=simulate, insecure_http=insecure_http,
-                         quiet=quiet, verbose=verbose) as session:
+                         quiet=quiet, verbose=verbose,
+                         stopped_early=early.journal_stop(journal_path, settings, retry_failed=retry_failed,
+                                                          quiet=quiet, verbose=verbose)) as session:
         target, ledger = session.target, session.ledger
         jobs = materialize(jobs, journal_path.parent, region=settings.region,
                            endpoint=target.oss_url or settings.oss_endpoint or None, options=sources,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from pipeline.journal import records as r
 from pipeline.journal.ledger import JobLedger, JobState, Ledger
 from pipeline.run.delete import Deleter
 from pipeline.run.doubt import Doubt, Outcome
+from pipeline.run.lifecycle import end_fields, start_fields
 from pipeline.run.plan import Action, PlanOptions, plan_rows
 from pipeline.run.stats import RunStats, StopReason, exit_code
 from pipeline.run.worker import WorkerContext, process
@@ -101,16 +101,18 @@ class Migration:
         """
         ctx = self.ctx
         writer = ctx.journal
-        await writer.append(r.RUN_START, None, {
-            "target": self.target, "pid": os.getpid(), "concurrency": self.concurrency,
-            "rate": ctx.gate.aimd.ceiling, "start_rate": ctx.gate.rate,
-            "retry_failed": self.retry_failed})
+        await writer.append(r.RUN_START, None, start_fields(
+            target=self.target, concurrency=self.concurrency, rate=ctx.gate.aimd.ceiling,
+            start_rate=ctx.gate.rate, retry_failed=self.retry_failed))
         watchers = anyio.CancelScope()
         try:
-            if probe is not None:
-                await self._probe(probe)
             async with anyio.create_task_group() as side:
+                # Signals and the deadline are watched from before the probe: a probe the server
+                # holds must not hold a stop up (it is cancelled; nothing was sent).
                 side.start_soon(self._watch, watchers)
+                if probe is not None:
+                    with ctx.control.cancelled_on_stop():
+                        await self._probe(probe)
                 await self._run_jobs(rows)
                 if not ctx.control.stopping:
                     await self._check_doubts()
@@ -123,9 +125,8 @@ class Migration:
             with anyio.CancelScope(shield=True):
                 # A dead writer (disk full) has closed its queue: nothing more can be recorded.
                 with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-                    await writer.append(r.RUN_END, None, {
-                        "stats": ctx.stats.to_json(), "stop": stop.value if stop else None,
-                        "detail": ctx.control.detail, "exit_code": code})
+                    await writer.append(r.RUN_END, None, end_fields(ctx.stats, stop, ctx.control.detail,
+                                                                    code))
         if self._list_error is not None:
             raise self._list_error
         return RunOutcome(ctx.stats, stop, ctx.control.detail, code)
