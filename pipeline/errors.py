@@ -15,6 +15,8 @@
         ├── TransportError                   no answer; ``delivery`` says if it may have arrived
         └── CredentialsExpired           3   the credentials ran out and none fresh can be had
 
+    StoppedAtStartup (a BaseException)   3   SIGINT/SIGTERM during run's start-up
+
 httpx exceptions are translated into ``TransportError`` in one place (``client.py``).
 """
 
@@ -104,8 +106,13 @@ class JobListError(EnsMigrateError):
         super().__init__(f"{where}: {reason}")
 
 
-class StoppedAtStartup(EnsMigrateError):
-    """SIGINT or SIGTERM arrived before any import was sent (config, journal fold, credentials)."""
+class StoppedAtStartup(BaseException):
+    """SIGINT or SIGTERM arrived before any import was sent (config, journal fold, credentials).
+
+    A ``BaseException``, like ``KeyboardInterrupt``: the signal handler raises it at whatever line
+    the main thread is on, and a handler of ``EnsMigrateError`` or ``Exception`` there (a
+    credentials source, say) must not take it for its own failure. ``run`` catches it.
+    """
 
     exit_code = ExitCode.STOPPED
 

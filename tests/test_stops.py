@@ -16,9 +16,10 @@ import anyio
 import anyio.abc
 import pytest
 
+from pipeline.ens.credentials import Credentials, RefreshingCredentials
 from pipeline.ens.endpoint import parse_endpoint
 from pipeline.ens.transport import TRANSPORTS, open_exchange
-from pipeline.errors import Delivery, TransportError
+from pipeline.errors import Delivery, StoppedAtStartup, TransportError
 from tests.run_helpers import (
     FAST,
     SimProcess,
@@ -145,6 +146,19 @@ def test_sigterm_after_the_lock_journals_run_start_and_run_end(tmp_path: Path) -
     assert "stopped by SIGTERM during start-up" in end["detail"]
     status = cli("status", "--journal", str(journal), "--json")
     assert json.loads(status.stdout)["last_run"]["stop"] == "signal"
+
+
+@pytest.mark.asyncio
+async def test_a_start_up_stop_inside_a_credentials_fetch_is_not_a_failed_fetch() -> None:
+    """The signal handler raises wherever the main thread is: inside a credentials fetch the stop
+    was taken for the source failing ("credentials URI: stopped by SIGTERM ...", exit 2, seen under
+    load in the test above); it passes through as the stop."""
+    async def fetch() -> Credentials:
+        raise StoppedAtStartup("SIGTERM")
+
+    source = RefreshingCredentials(fetch, description="credentials URI http://127.0.0.1:1/")
+    with pytest.raises(StoppedAtStartup):
+        await source.load()
 
 
 def test_sigterm_during_the_probe_stops_at_once_with_run_end(tmp_path: Path) -> None:
