@@ -349,6 +349,7 @@ async def test_exactly_once_under_random_faults(tmp_path: Path, seed: int) -> No
             outcome = await migration.run(jobs)
         codes.append(outcome.exit_code)
         assert all(len(ids) <= 1 for ids in api.images.values()), "an image was created twice"
+        assert counted(outcome.stats) == outcome.stats.rows, outcome.stats
         if outcome.exit_code == 0:
             break
         if rng.random() < 0.7:
@@ -420,3 +421,36 @@ async def test_absent_everywhere_resent_once(journal: Path, api: FakeEns) -> Non
     assert api.lookup_calls() >= 20
     assert outcome.stats.duplicates == 0
     assert all(len(api.images[job.name]) == 1 for job in jobs)
+
+
+def counted(stats: Any) -> int:
+    """Jobs the summary line accounts for: each row in exactly one of its counters."""
+    return (stats.imported + stats.adopted + stats.skipped_done + stats.existing + stats.failed
+            + stats.invalid + stats.skipped_failed + stats.in_doubt + stats.deferred + stats.changed)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("jobs", "concurrency"), [(6, 1), (6, 4), (60, 1), (60, 4)])
+async def test_hard_abort_counts_a_resumed_parked_job_once(journal: Path, api: FakeEns, jobs: int,
+                                                           concurrency: int) -> None:
+    """A hard abort while a job that waited out its reconcile horizon is sending again: that job
+    is counted in doubt once (not as parked and in flight both), and the summary's counts add up
+    to the rows, each job once."""
+    parked, *others = make_jobs(jobs)
+    api.script(parked.name, MAYBE_SENT_ABSENT)
+    ctx = make_ctx(api, JournalWriter(journal))
+    async with ctx.journal.running():
+        migration = Migration(ctx, read_ledger(journal), concurrency=concurrency, retry_failed=False,
+                              handle_signals=False)
+
+        def abort_on_resend(params: Any) -> None:
+            if params["ImageName"] == parked.name and api.import_calls(parked.name) == 2:
+                migration.abort(StopReason.ABORT, "aborted by a second SIGINT")
+
+        api.on_import = abort_on_resend
+        outcome = await migration.run([parked, *others])
+    stats = outcome.stats
+    assert (outcome.stop, outcome.exit_code) == (StopReason.ABORT, 130)
+    assert api.import_calls(parked.name) == 2  # the abort came with its resend in flight
+    assert stats.in_doubt == 1, stats
+    assert counted(stats) == stats.rows, stats

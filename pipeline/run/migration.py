@@ -83,8 +83,10 @@ class Migration:
         self.handle_signals = handle_signals
         self.progress = progress
         self.progress_interval = progress_interval
-        self._holding = 0
-        """Jobs a worker has taken and not finished (a hard stop defers them)."""
+        self._taken = 0
+        """Jobs the workers have taken from the queue (a hard stop defers those left in it)."""
+        self._sending_at_abort: frozenset[str] = frozenset()
+        """Jobs whose ImportImage was in flight when a hard stop cancelled them: in doubt."""
         self._workers_scope = anyio.CancelScope()
         """Cancelled by a hard stop; the producer stays outside it and counts what is deferred."""
         self._list_error: JobListError | None = None
@@ -203,12 +205,15 @@ class Migration:
             self.progress(self.ctx.stats)
 
     def abort(self, reason: StopReason, detail: str) -> None:
-        """Stop now: cancel in-flight requests (they stay in doubt in the journal)."""
+        """Stop now: cancel in-flight requests (they stay in doubt in the journal).
+
+        Each job is then counted once, by the task carrying it (``_worker``, ``_resume``) or, left
+        in the queue, by ``_run_jobs``: a task can still finish its job in the moment before its
+        cancellation lands, so a count taken here would count that job twice.
+        """
         self.ctx.control.stop(reason, detail)
         if not self._workers_scope.cancel_called:
-            stats = self.ctx.stats
-            stats.in_doubt += stats.in_flight + stats.parked
-            stats.deferred += max(0, self._holding - stats.in_flight)
+            self._sending_at_abort = frozenset(self.ctx.sending)
             self._workers_scope.cancel()
 
     async def _delete_old_image(self, job: Job, image_id: str, *, reimport: bool) -> bool:
@@ -243,6 +248,8 @@ class Migration:
             tg.start_soon(self._run_workers, receive)
             async with send:
                 await self._produce(rows, send)
+        # Handed to the workers and never taken: only a hard stop leaves any.
+        self.ctx.stats.deferred += self.ctx.stats.queued - self._taken
 
     async def _run_workers(self, receive: MemoryObjectReceiveStream[_Item]) -> None:
         with self._workers_scope:
@@ -263,6 +270,11 @@ class Migration:
         try:
             await ctx.sleep(max(0.0, due - ctx.clock()))
             outcome = Outcome.IN_DOUBT if ctx.control.stopping else await then()
+        except anyio.get_cancelled_exc_class():
+            # A hard stop, asleep or while looking it up or sending it again: its ambiguous
+            # attempt is unresolved, the next run reconciles it.
+            ctx.stats.tally(Outcome.IN_DOUBT)
+            raise
         finally:
             ctx.stats.parked -= 1
         ctx.stats.tally(outcome)
@@ -346,9 +358,9 @@ class Migration:
                                 job=job.name,
                                 image_id=entry.image_id if entry else None)
                 elif ctx.control.stopping:
+                    stats.deferred += 1
                     if ctx.control.stop_reason is StopReason.ABORT:
                         return
-                    stats.deferred += 1
                 else:
                     try:
                         await send.send((job, action, entry))
@@ -377,21 +389,30 @@ class Migration:
         ctx = self.ctx
         async with receive:
             async for job, action, entry in receive:
+                self._taken += 1
                 if ctx.control.stopping:
                     ctx.stats.tally(Outcome.DEFERRED)
                     continue
-                self._holding += 1
                 try:
-                    if (action in (Action.REPLACE, Action.REIMPORT) and entry is not None
-                            and entry.image_id
-                            and not await self._delete_old_image(
-                                job, entry.image_id, reimport=action is Action.REIMPORT)):
-                        continue
-                    ctx.stats.tally(await process(
-                        ctx, job, reconcile=action is Action.RECONCILE,
-                        last_attempt=entry.attempts if entry else 0,
-                        known_ids=entry.known_image_ids if entry else (),
-                        doubt_fingerprint=entry.fingerprint if entry else None,
-                        doubt_ts=entry.doubt_ts if entry else None))
-                finally:
-                    self._holding -= 1
+                    outcome = await self._carry(job, action, entry)
+                except anyio.get_cancelled_exc_class():
+                    # A hard stop: in doubt if its request was in flight, else not sent.
+                    ctx.stats.tally(Outcome.IN_DOUBT if job.name in self._sending_at_abort
+                                    else Outcome.DEFERRED)
+                    raise
+                if outcome is not None:
+                    ctx.stats.tally(outcome)
+
+    async def _carry(self, job: Job, action: Action, entry: JobLedger | None) -> Outcome | None:
+        """One job from the queue to its outcome (None: counted already, an old image kept)."""
+        ctx = self.ctx
+        if (action in (Action.REPLACE, Action.REIMPORT) and entry is not None and entry.image_id
+                and not await self._delete_old_image(job, entry.image_id,
+                                                     reimport=action is Action.REIMPORT)):
+            return None
+        return await process(
+            ctx, job, reconcile=action is Action.RECONCILE,
+            last_attempt=entry.attempts if entry else 0,
+            known_ids=entry.known_image_ids if entry else (),
+            doubt_fingerprint=entry.fingerprint if entry else None,
+            doubt_ts=entry.doubt_ts if entry else None)

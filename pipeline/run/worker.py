@@ -151,6 +151,8 @@ class WorkerContext:
     worker or a request slot (the run tallies its outcome). None: wait in place (unit tests)."""
     doubts: dict[str, Doubt] = field(default_factory=dict)
     """Jobs with an ambiguous attempt in this run (or inherited): the run's own end check."""
+    sending: set[str] = field(default_factory=set)
+    """Jobs whose ImportImage is in flight right now (a hard stop counts them in doubt)."""
 
 
 def _slot(slots: anyio.CapacityLimiter | None) -> AbstractAsyncContextManager[Any]:
@@ -243,6 +245,7 @@ async def _send(ctx: WorkerContext, job: Job, st: _Sending) -> Outcome:
                 log.debug("ens_migrate.job.attempt", message="sending ImportImage", job=key, attempt=seq)
                 stats.requests += 1
                 stats.in_flight += 1
+                ctx.sending.add(key)
                 doubt = ctx.doubts.get(key)
                 if doubt is not None:
                     doubt.last_sent = ctx.clock()
@@ -252,6 +255,7 @@ async def _send(ctx: WorkerContext, job: Job, st: _Sending) -> Outcome:
                         params, on_send=functools.partial(ctx.gate.sending, grant))
                 finally:
                     stats.in_flight -= 1
+                    ctx.sending.discard(key)
         except CredentialsExpired as exc:
             await _credentials_expired(ctx, job, seq, exc)
             return Outcome.DEFERRED
