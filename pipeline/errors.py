@@ -232,8 +232,18 @@ class TransportError(EnsError):
 
 class CredentialsExpired(EnsError):
     """The credentials expired (or ENS called them stale) and no fresh ones can be had: the run
-    stops resumably, the request was not processed (refused at the gateway or never sent)."""
+    (or the wait) stops resumably, the request was not processed (refused at the gateway or never
+    sent). ``problem`` says what happened and names the source; ``fix`` what to renew."""
 
     exit_code = ExitCode.STOPPED
     code = "Credentials.Expired"
     delivery = Delivery.NOT_SENT
+
+    def __init__(self, problem: str, *, fix: str) -> None:
+        self.problem = problem
+        self.fix = fix
+        super().__init__(f"{problem}: {fix}; then run again to resume (pending jobs are not failed)")
+
+    def then_run(self, command: str) -> str:
+        """The message for another command than ``run``: renew, then run ``command`` again."""
+        return f"{self.problem}: {self.fix}; then run `{command}` again"

@@ -19,7 +19,7 @@ from pipeline.cli.session import journal_session, load_settings
 from pipeline.cli.sources import SourceOptions, materialize, oss_journal_stem, source_check, source_options
 from pipeline.cli.startup import EarlySignals
 from pipeline.cli.target import Target, name_env_vars, setting_options, target_options
-from pipeline.cli.watch import wait_exit_code, wait_line, wait_options, wait_phase
+from pipeline.cli.watch import say_wait, wait_exit_code, wait_line, wait_options, wait_phase
 from pipeline.ens.client import EnsClient
 from pipeline.ens.listing import Paging
 from pipeline.ens.transport import open_exchange
@@ -178,16 +178,15 @@ def _run(early: EarlySignals, jobs: tuple[str, ...], journal: Path | None, confi
         say(fmt, "ens_migrate.run.stopped", f"ens-migrate: {outcome.detail}", level="warning")
     code = outcome.exit_code
     if waited is not None:
-        say(fmt, "ens_migrate.wait.summary", wait_line(waited))
-        for failure in waited.failures:
-            say(fmt, "ens_migrate.wait.image_failed", f"  {failure}", level="warning")
+        say_wait(fmt, wait_line(waited), waited, journal_path)
         code = combine(code, wait_exit_code(waited))
     if summary_path:
         document = summary_document(outcome.stats, stop=outcome.stop, detail=outcome.detail, code=code,
                                     elapsed=elapsed, rate=settings.rate, journal=str(journal_path))
         if waited is not None:
             document["images"] = {"available": waited.available, "failed": waited.failed,
-                                  "still_importing": waited.timed_out + waited.left}
+                                  "still_importing": waited.timed_out + waited.left,
+                                  "stopped": "credentials" if waited.expired else None}
         write_summary(summary_path, document)
     return code
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import signal
 import time
 from pathlib import Path
@@ -68,7 +69,10 @@ async def _stop_on_signal(stop: anyio.Event, scope: anyio.CancelScope) -> None:
 
 
 def wait_exit_code(result: WaitResult) -> ExitCode:
-    """0 all Available, 1 some failed server-side, 3 some still importing (resumable)."""
+    """0 all Available, 1 some failed server-side, 3 some still importing (resumable) or the
+    credentials expired (as a run they stop: resumable, whatever failed before)."""
+    if result.expired is not None:
+        return ExitCode.STOPPED
     if result.failed:
         return ExitCode.FAILED
     if result.timed_out or result.left:
@@ -80,6 +84,19 @@ def wait_line(result: WaitResult) -> str:
     """One line for people."""
     return (f"images: {result.available} Available, {result.failed} failed, {result.timed_out} still "
             f"importing after the timeout, {result.left} not checked (stopped); {result.polls} polls")
+
+
+def say_wait(fmt: str, line: str, result: WaitResult, journal: Path) -> None:
+    """The wait's line, each image that failed server-side, and when the credentials ran out the
+    one line naming their source and the fix."""
+    say(fmt, "ens_migrate.wait.summary", line)
+    for failure in result.failures:
+        say(fmt, "ens_migrate.wait.image_failed", f"  {failure}", level="warning")
+    if result.expired is not None:
+        again = result.expired.then_run(f"ens-migrate watch --journal {shlex.quote(str(journal))}")
+        say(fmt, "ens_migrate.wait.credentials_expired",
+            f"ens-migrate: the wait stopped: {again} (the images not checked are not failed)",
+            level="error", code=result.expired.code)
 
 
 def wait_options(command: F) -> F:
@@ -115,8 +132,6 @@ def watch(journal: Path, config_path: Path | None, insecure_http: bool, wait_tim
         started = time.monotonic()
         result = anyio.run(lambda: wait_phase(journal, session.target, settings, image_timeout=timeout,
                                               min_interval=poll_interval))
-    say(settings.log_format, "ens_migrate.wait.summary",
-        f"{wait_line(result)} in {time.monotonic() - started:.1f}s")
-    for failure in result.failures:
-        say(settings.log_format, "ens_migrate.wait.image_failed", f"  {failure}", level="warning")
+    say_wait(settings.log_format, f"{wait_line(result)} in {time.monotonic() - started:.1f}s", result,
+             journal)
     return wait_exit_code(result)

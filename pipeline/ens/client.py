@@ -194,8 +194,7 @@ class EnsClient:
                     # Refused again at the gateway: never a job failure, but no use going on.
                     raise CredentialsExpired(
                         f"ENS calls even freshly renewed credentials from {source.description} expired "
-                        f"({action}); check the local clock (NTP) and the source, then run again to "
-                        "resume (pending jobs are not failed)")
+                        f"({action})", fix="check the local clock (NTP) and the source")
         return answer
 
     def _signed(self, action: str, params: Mapping[str, str],

@@ -113,8 +113,8 @@ class StaticCredentials:
     async def renew(self, stale: Credentials, code: str) -> Credentials:
         raise CredentialsExpired(
             f"ENS refused the STS token from {self.credentials.source} as expired ({code}); a static "
-            f"token cannot be renewed. Set a fresh ALIBABA_CLOUD_SECURITY_TOKEN (with its key pair), or "
-            f"{REFRESHING_SOURCES_HINT}; then run again to resume (pending jobs are not failed)")
+            "token cannot be renewed",
+            fix=f"set a fresh ALIBABA_CLOUD_SECURITY_TOKEN (with its key pair), or {REFRESHING_SOURCES_HINT}")
 
 
 Fetch = Callable[[], Awaitable[Credentials]]
@@ -195,8 +195,8 @@ class RefreshingCredentials:
             if not fresh.usable(self._clock()):
                 raise CredentialsExpired(
                     f"{self._description} handed out credentials that expire too soon to be used "
-                    f"(in {0 if fresh.expiration is None else fresh.expiration - now:.0f} s); check the "
-                    "local clock and the role's session duration")
+                    f"(in {0 if fresh.expiration is None else fresh.expiration - now:.0f} s)",
+                    fix="check the local clock and the role's session duration")
             return fresh
 
     def _failed(self, exc: EnsMigrateError, now: float, stale: Credentials | None) -> Credentials:
@@ -212,9 +212,8 @@ class RefreshingCredentials:
             self._backoff = min(self._backoff * 2, MAX_BACKOFF)
             return current
         raise CredentialsExpired(
-            f"the credentials from {self._description} expired and could not be renewed: {exc}. Fix "
-            "that source (role, token file, metadata service, STS endpoint), then run again to resume "
-            "(pending jobs are not failed)") from exc
+            f"the credentials from {self._description} expired and could not be renewed ({exc})",
+            fix="fix that source (role, token file, metadata service, STS endpoint)") from exc
 
 
 def resolve_credentials(env: Mapping[str, str], home: Path) -> Credentials:

@@ -10,7 +10,7 @@ from typing import Protocol, TypeVar
 import anyio
 
 from pipeline.ens.classify import Disposition, classify
-from pipeline.errors import ApiError, EnsError
+from pipeline.errors import ApiError, CredentialsExpired, EnsError
 
 P = TypeVar("P", bound="Page")
 
@@ -84,7 +84,8 @@ async def fetch_page(fetch: Fetch[P], number: int, size: int, paging: Paging) ->
             return await fetch(number, size)
         except EnsError as exc:
             disposition = classify(exc)
-            if disposition is Disposition.PERMANENT:
+            # Expired credentials: their source has tried renewing them already.
+            if disposition is Disposition.PERMANENT or isinstance(exc, CredentialsExpired):
                 raise
             failures += 1
             if failures >= paging.tries:

@@ -12,7 +12,7 @@ import anyio
 import structlog
 
 from pipeline.ens.classify import Disposition, classify, is_systemic
-from pipeline.errors import EnsError
+from pipeline.errors import CredentialsExpired, EnsError
 from pipeline.journal import records as r
 from pipeline.journal.ledger import JobState, Ledger
 from pipeline.journal.writer import JournalWriter
@@ -67,6 +67,8 @@ class WaitResult:
     """Still importing when the wait was stopped."""
     polls: int = 0
     failures: list[str] = field(default_factory=list)
+    expired: CredentialsExpired | None = None
+    """Polling stopped early: the credentials ran out and none fresh could be had (exit 3)."""
 
 
 def _posix(ts: str | None) -> float:
@@ -107,7 +109,13 @@ class Waiter:
         left = {p.image_id: p for p in pending}
         interval = self.min_interval
         while left and not self.stopping():
-            statuses = await self._poll(set(left))
+            try:
+                statuses = await self._poll(set(left))
+            except CredentialsExpired as exc:
+                # Every call would be refused alike. Nothing is recorded for the images left, so
+                # the next watch, with fresh credentials, polls them all again.
+                result.expired = exc
+                break
             result.polls += 1
             now = self.wall()
             for image_id, item in list(left.items()):
@@ -151,6 +159,8 @@ class Waiter:
                     if image.image_id in ids:
                         statuses[image.image_id] = image.status
                 self.account_images = count
+        except CredentialsExpired:
+            raise
         except EnsError as exc:
             if classify(exc) is Disposition.PERMANENT and is_systemic(exc.code):
                 raise
