@@ -182,9 +182,9 @@ def _run_at_quota(tmp_path: Path, rate: int, concurrency: int, latency: str, job
 
 def test_new_connections_mid_run_keep_the_rate_at_the_server(tmp_path: Path) -> None:
     """``--rate 50`` at a quota of 50, new connections' first requests 100 ms late (the pool
-    grows and shrinks with latencies of 0.2-1.5 s): the busiest arrival second holds 50, and
+    grows and shrinks with latencies of 0.2-1.5 s; 250 jobs): the busiest arrival second holds 50, and
     nothing is throttled (before the fix: 51-52, and a throttle or two)."""
-    _run_at_quota(tmp_path, 50, 64, "0.2-1.5", 400)
+    _run_at_quota(tmp_path, 50, 64, "0.2-1.5", 250)
 
 
 @pytest.mark.long
