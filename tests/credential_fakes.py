@@ -93,7 +93,9 @@ class CredentialFakes:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # shutdown() waits for the serve loop's next poll: 0.5 s by default, per use.
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.01},
+                                       daemon=True)
 
     def credentials(self) -> bytes:
         """One answer: the fixed one, or fresh credentials from the simulator's STS."""

@@ -13,7 +13,15 @@ from pipeline.journal import records as r
 from pipeline.journal.ledger import JobState
 from pipeline.report.audit import Seen, Verdict, judge
 from tests.fakes import ledger_of
-from tests.run_helpers import SimProcess, cli, imported_counts, journal_records, run_against, write_jobs
+from tests.run_helpers import (
+    SimProcess,
+    cli,
+    cli_forked,
+    imported_counts,
+    journal_records,
+    run_against,
+    write_jobs,
+)
 
 A, B, C = Seen("m-a", "Available"), Seen("m-b", "Available"), Seen("m-c", "Creating")
 
@@ -47,7 +55,8 @@ def test_only_orphans_no_longer_creating_of_an_existing_journaled_image_are_dele
 
 
 def audit(sim: SimProcess, journal: Path, *args: str) -> tuple[int, str, str]:
-    result = cli("audit", "--journal", str(journal), "--endpoint", sim.url, *args)
+    """``audit`` forked (its exit codes from the real process: test_audit_usage_errors_exit_2)."""
+    result = cli_forked("audit", "--journal", str(journal), "--endpoint", sim.url, *args)
     return result.returncode, result.stdout, result.stderr
 
 

@@ -1,17 +1,17 @@
 """Configuration errors: exit 2, one message naming the setting (and where it came from) and the
 fix, no traceback, and nothing sent. Credentials are looked for nowhere else than we say: HOME is
-tmp_path and every ALIBABA_CLOUD_* variable is empty.
+tmp_path and every ALIBABA_CLOUD_* variable is empty. The CLI runs forked (``cli_forked``: its own
+process, environment and exit status, without the interpreter's start-up).
 """
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.run_helpers import SimProcess, cli
+from tests.run_helpers import Result, SimProcess, cli_forked
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -32,12 +32,12 @@ def jobs(tmp_path: Path) -> Path:
 
 
 def _run(sim: SimProcess, jobs: Path, *args: str, env: dict[str, str] | None = None,
-         endpoint: str | None = None) -> subprocess.CompletedProcess[str]:
-    return cli("run", str(jobs), "--endpoint", endpoint or sim.url, "--journal",
+         endpoint: str | None = None) -> Result:
+    return cli_forked("run", str(jobs), "--endpoint", endpoint or sim.url, "--journal",
                str(jobs.with_suffix(".jsonl")), *args, env=env)
 
 
-def _assert_usage_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
+def _assert_usage_error(result: Result, *needles: str) -> None:
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     errors = [line for line in result.stderr.splitlines() if line.startswith("ens-migrate: error:")]
@@ -58,7 +58,7 @@ def test_malformed_toml_names_the_file_and_the_place(tmp_path: Path, sim: SimPro
     """A TOML syntax error: exit 2, the file, line and column, for run and validate alike."""
     config = _config(tmp_path, "[run\nrate = 5\n")
     result = (_run(sim, jobs, "--config", str(config)) if command == "run"
-              else cli("validate", str(jobs), "--config", str(config)))
+              else cli_forked("validate", str(jobs), "--config", str(config)))
     _assert_usage_error(result, str(config), "not valid TOML", "line 1")
     assert sim.stats()["requests_total"] == 0
 
@@ -104,7 +104,7 @@ def test_an_ftp_endpoint_is_refused_naming_the_schemes_that_work(sim: SimProcess
 def test_an_endpoint_in_the_config_file_is_checked_too(tmp_path: Path, jobs: Path) -> None:
     """[run] endpoint = "ftp://...": the same refusal as the flag."""
     config = _config(tmp_path, '[run]\nendpoint = "ftp://ens.example.com"\n')
-    result = cli("run", str(jobs), "--config", str(config), "--journal", str(tmp_path / "j.jsonl"))
+    result = cli_forked("run", str(jobs), "--config", str(config), "--journal", str(tmp_path / "j.jsonl"))
     _assert_usage_error(result, "ftp", "https://")
 
 

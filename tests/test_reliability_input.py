@@ -10,64 +10,17 @@ start-up, so the 70-odd invocations stay fast); one test runs the real subproces
 
 from __future__ import annotations
 
-import io
 import os
-import sys
-import traceback
 from collections import Counter
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from pipeline.cli.main import main
 from tests.data.make_bad_corpus import BAD, CASES, Case
-from tests.run_helpers import SimProcess, cli, cli_env
+from tests.run_helpers import SimProcess, cli, cli_forked
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@dataclass(frozen=True, slots=True)
-class Result:
-    """What a CLI invocation left behind."""
-
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def cli_forked(tmp_path: Path, *args: str, env: Mapping[str, str] | None = None) -> Result:
-    """``ens-migrate ARGS`` in a forked child: its own fds 1/2, environment, exit code.
-
-    An exception escaping ``main`` prints its traceback and exits 99, as the interpreter would
-    (exit 1 there); the tests look for the word ``Traceback`` either way.
-    """
-    out_path, err_path = tmp_path / "fork.out", tmp_path / "fork.err"
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        code = 99
-        try:
-            os.environ.clear()
-            os.environ.update(cli_env(env))
-            for fd, path in ((1, out_path), (2, err_path)):
-                target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                os.dup2(target, fd)
-                os.close(target)
-            sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8",
-                                          line_buffering=True)
-            sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8",
-                                          line_buffering=True)
-            code = main(list(args))
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    return Result(os.waitstatus_to_exitcode(status), out_path.read_text(encoding="utf-8"),
-                  err_path.read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +57,7 @@ def test_the_committed_corpus_is_what_the_generator_writes() -> None:
 def test_validate_names_the_place_and_exits_with_the_documented_code(tmp_path: Path, case: Case) -> None:
     """``validate`` on a broken list: one line with FILE:LINE and the problem, exit 65 or 1."""
     path = BAD / case.name
-    result = cli_forked(tmp_path, "validate", str(path))
+    result = cli_forked("validate", str(path))
     assert result.returncode == case.exit_code, result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     found = _message_line(result.stdout + result.stderr, _where(path, case.line), case.needle)
@@ -118,7 +71,7 @@ def test_run_names_the_place_and_never_sends_an_invalid_row(tmp_path: Path, sim:
     imported (row-level) and nothing after an unreadable spot is sent (file-level)."""
     path = BAD / case.name
     before = _accepted(sim)
-    result = cli_forked(tmp_path, "run", str(path), "--endpoint", sim.url, "--journal",
+    result = cli_forked("run", str(path), "--endpoint", sim.url, "--journal",
                         str(tmp_path / "j.jsonl"), "--rate", "200", "--quiet")
     sent = _accepted(sim) - before
     assert result.returncode == case.exit_code, result.stderr
@@ -200,7 +153,7 @@ def test_generated_bad_inputs(tmp_path: Path, sim: SimProcess, make: object, cod
     extra = ("--endpoint", sim.url, "--journal", str(tmp_path / "j.jsonl"), "--quiet")
     if command == "validate":
         extra = ()
-    result = cli_forked(tmp_path, command, str(path), *extra)
+    result = cli_forked(command, str(path), *extra)
     sent = _accepted(sim) - before
     assert result.returncode == code, result.stderr
     assert "Traceback" not in result.stderr + result.stdout
@@ -219,7 +172,7 @@ def test_an_unreadable_file_by_permissions(tmp_path: Path, sim: SimProcess) -> N
         pytest.skip("running as root: chmod 000 does not stop reading (the io-error case covers "
                     "an unreadable file)")
     for args in (("validate",), ("run", "--endpoint", sim.url, "--journal", str(tmp_path / "j.jsonl"))):
-        result = cli_forked(tmp_path, args[0], str(path), *args[1:])
+        result = cli_forked(args[0], str(path), *args[1:])
         assert result.returncode == 65
         assert "Permission denied" in result.stderr
 

@@ -86,7 +86,8 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def oracle() -> Iterator[_OracleFake]:
     server = _OracleFake()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() waits for the serve loop's next poll: 0.5 s by default, per test.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
     thread.start()
     try:
         yield server
