@@ -196,9 +196,12 @@ def journal_records(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-FAST = {"ENS_MIGRATE_RECONCILE_DELAY": "0.05", "ENS_MIGRATE_RECONCILE_HORIZON": "1"}
-"""Environment for test runs: look ambiguous attempts up after 50 ms instead of a second, and
-trust "absent" 1 s after the attempt instead of 60 (the simulator's faults create at once)."""
+FAST = {"ENS_MIGRATE_RECONCILE_DELAY": "0.05", "ENS_MIGRATE_RECONCILE_HORIZON": "1",
+        "ENS_MIGRATE_LOOKUP_RATE": "200"}
+"""Environment for test runs: look ambiguous attempts up after 50 ms instead of a second, trust
+"absent" 1 s after the attempt instead of 60 (the simulator's faults create at once), and look up
+at 200/s instead of 10 (the simulator has no Describe quota unless a test gives one, and then the
+test sets the lookup rate to match: tests/test_lookups.py)."""
 
 
 def run_against(sim: SimProcess, jobs: Path, journal: Path, *extra: str,

@@ -103,7 +103,7 @@ def test_invalid_rows_are_journaled_once_per_fingerprint(tmp_path: Path) -> None
     _, invalid = write_jobs(jobs, 20, invalid_every=5)
     with SimProcess() as sim:
         for _ in range(3):
-            code, err = run_against(sim, jobs, journal)
+            code, err = run_against(sim, jobs, journal, "--rate", "200")
             assert code == 1, err
         records = [rec for rec in journal_records(journal) if rec["event"] == "job.invalid"]
         assert len(records) == len(invalid) == 4

@@ -310,22 +310,3 @@ async def test_unknown_value_fails_before_queueing(tmp_path: Path) -> None:
         with pytest.raises(TypeError):
             await writer.append(r.JOB_FAILED, "k", {"message": object()})
     assert writer.path.read_bytes() == b""
-
-
-def test_torn_tail_repair_says_how_many_bytes_it_dropped(tmp_path: Path) -> None:
-    """A run resuming a journal whose last line was torn warns on stderr (its log) with the
-    number of bytes it cut off, instead of resuming without a word."""
-    from tests.run_helpers import cli, write_jobs
-
-    jobs = tmp_path / "jobs.csv"
-    write_jobs(jobs, 2)
-    journal = tmp_path / "j.jsonl"
-    first = cli("run", str(jobs), "--simulate", "--journal", str(journal), "--quiet")
-    assert first.returncode == 0, first.stderr
-    torn = b'{"v":1,"ts":"2026-01-01T00:00:00.000Z","event":"job.att'
-    with journal.open("ab") as handle:
-        handle.write(torn)
-    second = cli("run", str(jobs), "--simulate", "--journal", str(journal), "--quiet")
-    assert second.returncode == 0, second.stderr
-    assert f"dropped {len(torn)} bytes" in second.stderr
-    assert not journal.read_bytes().endswith(torn)

@@ -25,7 +25,7 @@ from tests.run_helpers import (
 
 pytestmark = pytest.mark.timeout(180)
 
-# The hard cutoff (14 s) runs with -m long; the second-signal test keeps a hard stop in the default run.
+# The hard cutoff (6 s) runs with -m long; the second-signal test keeps a hard stop in the default run.
 @pytest.mark.parametrize("cutoff", ["soft", pytest.param("hard", marks=pytest.mark.long)])
 def test_max_duration_stops_with_exit_3_and_the_rerun_completes_exactly_once(tmp_path: Path,
                                                                               cutoff: str) -> None:
@@ -35,7 +35,9 @@ def test_max_duration_stops_with_exit_3_and_the_rerun_completes_exactly_once(tmp
     valid, _ = write_jobs(tmp_path / "jobs.csv", 150)
     journal = tmp_path / "j.jsonl"
     summary = tmp_path / "summary.json"
-    with SimProcess("--quota", "20", "--latency", "0.2-0.5") as sim:
+    # No server quota: --rate 20 alone must keep the run from finishing (a quota would hide a rate
+    # cap that did not hold), and the rerun goes at --rate 200 instead of being throttled to 20/s.
+    with SimProcess("--latency", "0.2-0.5") as sim:
         started = time.monotonic()
         code, err = run_against(sim, tmp_path / "jobs.csv", journal, "--rate", "20", "--max-duration", "3s",
                                 "--cutoff", cutoff, "--summary", str(summary))
@@ -46,7 +48,7 @@ def test_max_duration_stops_with_exit_3_and_the_rerun_completes_exactly_once(tmp
         assert document["stopped"] == "deadline"
         assert document["counts"]["deferred"] > 60
         assert oct(summary.stat().st_mode & 0o777) == "0o600"
-        code, err = run_against(sim, tmp_path / "jobs.csv", journal, "--rate", "200")
+        code, err = run_against(sim, tmp_path / "jobs.csv", journal, "--rate", "200", "--concurrency", "64")
         assert code == 0, err
         assert imported_counts(sim.images()) == dict.fromkeys(valid, 1)
 
@@ -71,7 +73,8 @@ def test_sigterm_drains_with_exit_3_and_the_rerun_completes_exactly_once(tmp_pat
         assert "SIGTERM" in err
         partial = len(sim.images())
         assert 0 < partial < len(valid)
-        code, err = run_against(sim, tmp_path / "jobs.csv", tmp_path / "j.jsonl", "--rate", "200")
+        code, err = run_against(sim, tmp_path / "jobs.csv", tmp_path / "j.jsonl", "--rate", "200",
+                                "--concurrency", "64")
         assert code == 0, err
         assert imported_counts(sim.images()) == dict.fromkeys(valid, 1)
 
@@ -86,16 +89,18 @@ def test_a_second_signal_aborts_with_exit_130_and_the_rerun_is_exactly_once(tmp_
         os.kill(proc.pid, signal.SIGINT)  # type: ignore[attr-defined]
         _, err = proc.communicate(timeout=30)  # type: ignore[attr-defined]
         assert proc.returncode == 130, err  # type: ignore[attr-defined]
-        code, err = run_against(sim, tmp_path / "jobs.csv", tmp_path / "j.jsonl", "--rate", "200")
+        # The rest at 0.3-0.6 s a request: 16 in flight (the default) would take 5 s of it.
+        code, err = run_against(sim, tmp_path / "jobs.csv", tmp_path / "j.jsonl", "--rate", "200",
+                                "--concurrency", "64")
         assert code == 0, err
         assert imported_counts(sim.images()) == dict.fromkeys(valid, 1)
 
 
 def test_sighup_is_not_fatal(tmp_path: Path) -> None:
     """SIGHUP (a closed terminal under nohup-less cron) does not stop the run."""
-    valid, _ = write_jobs(tmp_path / "jobs.csv", 60)
+    valid, _ = write_jobs(tmp_path / "jobs.csv", 30)  # 1.5 s at 20/s: the signal comes mid-run
     with SimProcess() as sim:
-        proc = _start_and_wait_for_imports(sim, tmp_path, 60)
+        proc = _start_and_wait_for_imports(sim, tmp_path, 30)
         os.kill(proc.pid, signal.SIGHUP)  # type: ignore[attr-defined]
         _, err = proc.communicate(timeout=60)  # type: ignore[attr-defined]
         assert proc.returncode == 0, err  # type: ignore[attr-defined]

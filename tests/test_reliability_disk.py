@@ -16,11 +16,10 @@ from pathlib import Path
 import pytest
 
 from pipeline.journal.reader import iter_records
-from tests.run_helpers import SimProcess, cli, imported_counts, write_jobs
+from tests.run_helpers import FAST, SimProcess, cli, imported_counts, write_jobs
 
 pytestmark = pytest.mark.timeout(120)
 
-FAST = {"ENS_MIGRATE_RECONCILE_DELAY": "0.05", "ENS_MIGRATE_RECONCILE_HORIZON": "1"}
 Mount = Callable[[str], Path]
 
 

@@ -12,12 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.run_helpers import SimProcess, cli, imported_counts, journal_records, write_jobs
+from tests.run_helpers import FAST, SimProcess, cli, imported_counts, journal_records, write_jobs
 
 pytestmark = pytest.mark.timeout(120)
 
-FAST = {"ENS_MIGRATE_RECONCILE_DELAY": "0.05", "ENS_MIGRATE_RECONCILE_HORIZON": "1",
-        "ENS_MIGRATE_LOOKUP_RATE": "200"}
 MIXED_20 = ("--fault", "error500=0.04", "--fault", "error503=0.04", "--fault", "drop_before=0.03",
             "--fault", "drop_after=0.03", "--fault", "slow_after=0.03", "--fault", "garbage=0.03",
             "--slow-seconds", "0.6", "--latency", "0.0-0.01")
@@ -64,7 +62,7 @@ def test_mixed_transient_faults_import_every_job_once_and_send_each_refused_job_
 def test_throttling_slows_the_run_but_never_fails_a_job(tmp_path: Path) -> None:
     """A quota of 25/s under --rate 75: the simulator throttles, the run backs off, every job is
     imported once, no job.failed record carries a Throttling code, and the exit code is 0."""
-    valid, _ = write_jobs(tmp_path / "jobs.csv", 100)
+    valid, _ = write_jobs(tmp_path / "jobs.csv", 60)
     journal = tmp_path / "j.jsonl"
     with SimProcess("--quota", "25", "--latency", "0.0-0.02") as sim:
         result = cli("run", str(tmp_path / "jobs.csv"), "--endpoint", sim.url, "--journal", str(journal),

@@ -140,16 +140,19 @@ def test_dry_run_sends_nothing_and_prints_the_plan(tmp_path: Path) -> None:
 
 
 def test_a_torn_last_journal_line_is_ignored_and_truncated(tmp_path: Path) -> None:
-    """A crash mid-write leaves half a line; the next run ignores it, truncates it, and resumes."""
+    """A crash mid-write leaves half a line; the next run ignores it, truncates it, warns on
+    stderr (its log) with the number of bytes it cut off, and resumes."""
     valid, _ = write_jobs(tmp_path / "jobs.csv", 20)
     journal = tmp_path / "j.jsonl"
+    torn = b'{"v":1,"ts":"2026-11-27T00:00:00.000Z","event":"job.att'
     with SimProcess() as sim:
         code, err = run_against(sim, tmp_path / "jobs.csv", journal, "--rate", "200")
         assert code == 0, err
         with journal.open("ab") as handle:
-            handle.write(b'{"v":1,"ts":"2026-11-27T00:00:00.000Z","event":"job.att')
+            handle.write(torn)
         code, err = run_against(sim, tmp_path / "jobs.csv", journal, "--rate", "200")
         assert code == 0, err
+        assert f"dropped {len(torn)} bytes" in err
         assert journal.read_bytes().endswith(b"\n")
         assert b'"event":"job.att"' not in journal.read_bytes()
         assert imported_counts(sim.images()) == dict.fromkeys(valid, 1)
