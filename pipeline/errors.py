@@ -52,7 +52,8 @@ class ExitCode(enum.IntEnum):
                "credentials expired (none fresh to be had)")
     BREAKER = (4, "aborted by the failure circuit breaker", "aborted by the failure circuit breaker")
     JOB_LIST = (65, "the job list file is unreadable",
-                "the job list file itself is unreadable (encoding, header, JSON syntax)")
+                "the job list file itself is unreadable (encoding, header, JSON syntax), or an "
+                "oss:// source's bucket does not exist")
     LOCKED = (75, "another run holds the journal lock", "another run holds the journal lock")
     ABORTED = (130, "hard abort (second signal)", "hard abort (second signal)")
 

@@ -85,6 +85,27 @@ def test_discover_formats_globs_and_template(tmp_path: Path) -> None:
         assert "{stem}" in result.stderr
 
 
+def test_an_oss_source_whose_bucket_does_not_exist_is_exit_65_naming_it(tmp_path: Path) -> None:
+    """discover, validate and run of oss://BUCKET/ when OSS answers NoSuchBucket: exit 65 (the
+    source cannot be read, as for a missing job-list file), one line naming the source and the
+    bucket, no traceback, no job list written and nothing sent. (It was exit 1 with OSS's error.)"""
+    objects = write_objects(tmp_path / "objects.jsonl", [object_line("img-bkt", "images/a.qcow2")])
+    with SimProcess("--oss-objects", str(objects)) as sim:
+        for args in (("discover", "oss://no-such-bkt/images/", "--out", str(tmp_path / "jobs.csv")),
+                     ("validate", "oss://no-such-bkt/images/"),
+                     ("run", "oss://no-such-bkt/images/", "--endpoint", sim.url, "--journal",
+                      str(tmp_path / "j.jsonl"))):
+            result = cli(*args, "--oss-endpoint", sim.url, cwd=tmp_path)
+            assert result.returncode == 65, (args[0], result.stderr)
+            errors = [line for line in result.stderr.splitlines() if line.startswith("ens-migrate: error:")]
+            assert len(errors) == 1, result.stderr
+            assert errors[0].startswith("ens-migrate: error: oss://no-such-bkt/images/: bucket "
+                                        "'no-such-bkt' does not exist (OSS NoSuchBucket"), errors[0]
+            assert "Traceback" not in result.stderr
+        assert import_requests(sim) == 0
+    assert not (tmp_path / "jobs.csv").exists()
+
+
 @pytest.mark.parametrize(("raw", "key", "expected"), [
     ("kubernetes 1.28-worker", "k", "kubernetes-1-28-worker"),
     ("9lives", "k", "img-9lives"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 
 import alibabacloud_oss_v2 as oss
@@ -85,6 +85,66 @@ async def test_our_client_heads_gets_and_tells_missing_from_denied(sim: Simulato
         assert not denied.value.unreachable
         listed = [o.key async for o in client.iter_objects("bkt-one", "")]
         assert listed == sorted(KEYS)
+
+
+async def _service_error(call: Awaitable[object]) -> oss.exceptions.ServiceError:
+    with pytest.raises(oss.exceptions.OperationError) as caught:
+        await call
+    inner = caught.value.unwrap()
+    assert isinstance(inner, oss.exceptions.ServiceError)
+    return inner
+
+
+@pytest.mark.asyncio
+async def test_a_bucket_the_objects_file_does_not_name_is_no_such_bucket(sim: Simulator) -> None:
+    """Real OSS answers 404 NoSuchBucket for a bucket that does not exist, to a listing, a head and
+    a ranged get alike (a HEAD answer has no body: the error is in its x-oss-err header), with
+    Code, Message, RequestId, HostId and BucketName. The simulator answered a head or a get as if
+    the bucket existed and only the key did not (NoSuchKey)."""
+    async with sdk(sim.url) as client:
+        errors = [
+            await _service_error(client.list_objects_v2(oss.ListObjectsV2Request(bucket="no-such-bkt"))),
+            await _service_error(client.head_object(oss.HeadObjectRequest(bucket="no-such-bkt",
+                                                                          key="a/x y+z%.qcow2"))),
+            await _service_error(client.get_object(oss.GetObjectRequest(
+                bucket="no-such-bkt", key="a/x y+z%.qcow2", range_header="bytes=0-3"))),
+        ]
+    for error in errors:
+        assert (error.status_code, error.code) == (404, "NoSuchBucket")
+        fields = error.error_fileds
+        assert fields["Message"] == "The specified bucket does not exist."
+        assert fields["BucketName"] == "no-such-bkt"
+        assert fields["HostId"]
+        assert fields["RequestId"] == error.request_id != ""
+
+
+@pytest.mark.asyncio
+async def test_open_buckets_hold_every_key_of_a_bucket_the_objects_file_does_not_name(tmp_path: Path) -> None:
+    """``run --simulate`` (oss_open_buckets): a bucket outside the objects file holds every key, so
+    a list of one's own buckets can be rehearsed; a bucket the file names keeps exactly its keys."""
+    objects = write_objects(tmp_path / "objects.jsonl", [object_line("bkt-one", "a/here.qcow2", 10, QCOW2)])
+    config = SimulatorConfig(oss_objects=objects, oss_open_buckets=True)
+    async with serve_simulator(config) as server, sdk(server.url) as client:
+        head = await client.head_object(oss.HeadObjectRequest(bucket="my-own-bkt", key="any/key.qcow2"))
+        assert head.content_length == 1 << 30
+        missing = await _service_error(client.head_object(oss.HeadObjectRequest(bucket="bkt-one",
+                                                                                key="a/gone.qcow2")))
+        assert (missing.status_code, missing.code) == (404, "NoSuchKey")
+
+
+@pytest.mark.asyncio
+async def test_our_client_tells_a_missing_bucket_from_a_missing_key(sim: Simulator) -> None:
+    """A missing key is None (the check's Source.NotFound); a missing bucket is an OssError that
+    says so, with OSS's RequestId, not a missing key."""
+    creds = StaticCredentials(Credentials(DEV_ACCESS_KEY_ID, DEV_ACCESS_KEY_SECRET))
+    async with OssClient(creds, oss_endpoint("cn-beijing", sim.url), "cn-beijing", attempts=1) as client:
+        assert await client.head("bkt-one", "a/missing.qcow2") is None
+        with pytest.raises(OssError) as gone:
+            await client.head("no-such-bkt", "a/x y+z%.qcow2")
+    assert (gone.value.status, gone.value.code) == (404, "NoSuchBucket")
+    assert gone.value.missing_bucket
+    assert gone.value.request_id
+    assert "no-such-bkt" in str(gone.value)
 
 
 def test_oss_endpoint_rules() -> None:

@@ -97,6 +97,45 @@ def test_empty_not_qcow2_and_disk_mapping_entries(tmp_path: Path) -> None:
         assert set(imported_counts(sim.images())) == {"ok"}
 
 
+def test_a_bucket_that_does_not_exist_fails_its_jobs_unsent_naming_the_row_and_the_field(
+        tmp_path: Path) -> None:
+    """A bucket OSS answers NoSuchBucket for (a typo in OSSBucket): each job naming it, at the top
+    level or in a DiskDeviceMapping entry, is recorded failed with Source.NoSuchBucket, its
+    FILE:LINE and the field, and never sent; the bucket is asked about once, not once per job;
+    the other jobs are imported. (It was Source.NotFound, "does not exist; upload it".)"""
+    objects = write_objects(tmp_path / "objects.jsonl", [object_line(BUCKET, "images/ok.qcow2")])
+    mapping = json.dumps([{"OSSBucket": BUCKET, "OSSObject": "images/ok.qcow2"},
+                          {"OSSBucket": "tpyo-bkt", "OSSObject": "images/data.qcow2"}])
+    jobs = jobs_file(tmp_path / "jobs.csv", [
+        row("ok", key="images/ok.qcow2"), row("typo-1", bucket="tpyo-bkt"), row("typo-2", bucket="tpyo-bkt"),
+        {"ImageName": "mapped", "OSSBucket": "", "OSSObject": "", "OSSRegion": "",
+         "DiskDeviceMapping": mapping}])
+    with SimProcess("--oss-objects", str(objects)) as sim:
+        code, err = run_against(sim, jobs, tmp_path / "j.jsonl", "--oss-endpoint", sim.url,
+                                "--concurrency", "1")  # one job after another: the heads are countable
+        assert code == 1, err
+        assert failures(tmp_path / "j.jsonl") == dict.fromkeys(["typo-1", "typo-2", "mapped"],
+                                                               "Source.NoSuchBucket")
+        assert set(imported_counts(sim.images())) == {"ok"}
+        assert import_requests(sim) == 1
+        # ok, typo-1 (tpyo-bkt: no such bucket), mapped's first entry; not typo-2 or mapped's second.
+        assert oss_calls(sim.url)["Calls"] == {"HeadObject": 3}
+        assert err.count("OSS says bucket tpyo-bkt does not exist") == 1
+        messages = {r["key"]: r["message"] for r in journal_records(tmp_path / "j.jsonl")
+                    if r["event"] == "job.failed"}
+        assert messages["typo-1"].startswith("OSSBucket 'tpyo-bkt': no such bucket (OSS NoSuchBucket")
+        assert messages["mapped"].startswith("DiskDeviceMapping entry 2 OSSBucket 'tpyo-bkt': no such bucket")
+        assert f"{jobs}:3" in err
+        result = cli("validate", str(jobs), "--check-sources", "--oss-endpoint", sim.url, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split(": ", 3)[:3] for line in lines] == [
+        [f"{jobs}:3", "Source", "Source.NoSuchBucket"], [f"{jobs}:4", "Source", "Source.NoSuchBucket"],
+        [f"{jobs}:5", "Source", "Source.NoSuchBucket"]]
+    assert "OSSBucket 'tpyo-bkt': no such bucket" in lines[0]
+    assert "fix OSSBucket" in lines[0]
+
+
 def test_a_bucket_answering_403_is_warned_once_and_its_jobs_are_still_imported(tmp_path: Path) -> None:
     jobs = jobs_file(tmp_path / "jobs.csv", [row(f"locked-{i}", bucket="locked-bkt") for i in range(5)])
     objects = write_objects(tmp_path / "objects.jsonl", [object_line(BUCKET, "images/x.qcow2")])

@@ -4,7 +4,9 @@ The run calls ``SourceChecker.check`` before a job's first ImportImage: a job th
 recorded failed with a ``Source.*`` code and never sent (and checked again on every later run).
 HeadObject / GetObject calls are paced by their own rate (``--oss-rate``) and retried when OSS
 does not answer; OSS unreachable after the retries turns the check off for the run (one warning:
-ENS reads OSS itself). A bucket answering 403 is warned about once and not checked again.
+ENS reads OSS itself). A bucket answering 403 is warned about once and not checked again; a
+bucket OSS says does not exist (NoSuchBucket) is warned about once, and every job naming it fails
+``Source.NoSuchBucket`` without another call.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import structlog
 from pipeline.ens.credentials import CredentialSource
 from pipeline.joblist.job import Job
 from pipeline.oss.client import ObjectInfo, OssClient, OssError, oss_endpoint
-from pipeline.oss.source import EMPTY, NOT_FOUND, NOT_QCOW2, SCHEME, named_objects
+from pipeline.oss.source import EMPTY, NO_BUCKET, NOT_FOUND, NOT_QCOW2, SCHEME, NamedObject, named_objects
 
 log = structlog.get_logger("ens_migrate.sources")
 
@@ -72,6 +74,8 @@ class SourceChecker:
         self.check_format = check_format
         self._sleep = sleep
         self.denied: set[str] = set()
+        self.missing: dict[str, str] = {}
+        """Buckets OSS said do not exist -> the RequestId of that answer."""
         self.disabled = False
         self.checked = 0
 
@@ -88,23 +92,36 @@ class SourceChecker:
 
     async def check(self, params: Mapping[str, str]) -> SourceFailure | None:
         """None when every object the job names is fine (or cannot be checked), else the failure."""
-        for region, bucket, key in named_objects(params):
+        for named in named_objects(params):
             if self.disabled:
                 return None
-            if bucket in self.denied:
+            if named.bucket in self.denied:
                 continue
-            failure = await self._one(region, bucket, key, params.get("ImageFormat", "qcow2"))
+            if named.bucket in self.missing:
+                return self._no_bucket(named)
+            failure = await self._one(named, params.get("ImageFormat", "qcow2"))
             if failure is not None:
                 return failure
         return None
 
-    async def _one(self, region: str, bucket: str, key: str, image_format: str) -> SourceFailure | None:
+    def _no_bucket(self, named: NamedObject) -> SourceFailure:
+        request_id = self.missing[named.bucket]
+        asked = f", RequestId {request_id}" if request_id else ""
+        return SourceFailure(NO_BUCKET, f"{named.field} {named.bucket!r}: no such bucket (OSS NoSuchBucket, "
+                             f"region {named.region}{asked}); {SCHEME}{named.bucket}/{named.key} cannot be "
+                             "imported: fix OSSBucket (or OSSRegion), or create the bucket (the job is "
+                             "checked again on the next run)")
+
+    async def _one(self, named: NamedObject, image_format: str) -> SourceFailure | None:
+        region, bucket, key, _ = named
         where = f"{SCHEME}{bucket}/{key} (region {region})"
         client = self.client(region)
         info = await self._call(bucket, lambda: client.head(bucket, key))
         self.checked += 1
         if info is _SKIP:
             return None
+        if info is _NO_BUCKET:
+            return self._no_bucket(named)
         if info is None:
             return SourceFailure(NOT_FOUND, f"{where} does not exist; upload it or fix OSSBucket/OSSObject "
                                  "(the job is checked again on the next run)")
@@ -124,9 +141,19 @@ class SourceChecker:
             if self.disabled:
                 return _SKIP
             await self.pacer.acquire()
+            if bucket in self.missing:  # answered while this call waited for its grant
+                return _NO_BUCKET
             try:
                 return await call()
             except OssError as exc:
+                if exc.missing_bucket:
+                    if bucket not in self.missing:
+                        self.missing[bucket] = exc.request_id
+                        log.warning("ens_migrate.sources.no_such_bucket",
+                                    message=f"OSS says bucket {bucket} does not exist (NoSuchBucket, "
+                                            f"RequestId {exc.request_id or '-'}): every job naming it fails "
+                                            "Source.NoSuchBucket and is not sent", bucket=bucket)
+                    return _NO_BUCKET
                 if exc.status == 403:
                     if bucket not in self.denied:
                         self.denied.add(bucket)
@@ -156,7 +183,12 @@ class _Skip:
     """The check could not be made (bucket denied, OSS unreachable)."""
 
 
+class _NoBucket:
+    """OSS says the bucket does not exist."""
+
+
 _SKIP = _Skip()
+_NO_BUCKET = _NoBucket()
 
 
 def checker_for(credentials: CredentialSource, *, endpoint: str | None, insecure_http: bool, rate: float,

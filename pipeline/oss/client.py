@@ -38,6 +38,11 @@ class OssError(EnsMigrateError):
         """No HTTP answer, or a server-side 5xx: OSS could not be asked."""
         return self.status == 0 or self.status >= 500
 
+    @property
+    def missing_bucket(self) -> bool:
+        """OSS says the bucket does not exist (404 NoSuchBucket), not only the key."""
+        return self.status == 404 and self.code == "NoSuchBucket"
+
 
 @dataclass(frozen=True, slots=True)
 class OssEndpoint:
@@ -126,13 +131,14 @@ class OssClient:
         return objects, (result.next_continuation_token if result.is_truncated else None)
 
     async def head(self, bucket: str, key: str) -> ObjectInfo | None:
-        """HeadObject: the object's size, or None when it does not exist (404)."""
+        """HeadObject: the object's size, or None when the key does not exist (404); a bucket that
+        does not exist raises (``OssError.missing_bucket``)."""
         await self._ready()
         try:
             result = await self._client.head_object(oss.HeadObjectRequest(bucket=bucket, key=key))
         except oss.exceptions.BaseError as exc:
             error = _translate(exc, "HeadObject", bucket, key)
-            if error.status == 404:
+            if error.status == 404 and not error.missing_bucket:
                 return None
             raise error from None
         return ObjectInfo(key, int(result.content_length or 0))
@@ -170,7 +176,9 @@ def _translate(exc: BaseException, operation: str, bucket: str, key: str) -> Oss
         message = str(inner.message or "")
         if inner.status_code == 404 and code in ("", "BadErrorResponse"):
             code = "NoSuchKey"
-        return OssError(f"OSS {operation} {where}: HTTP {inner.status_code} {code}: {message}",
-                        status=int(inner.status_code or 0), code=code, request_id=str(inner.request_id or ""))
+        request_id = str(inner.request_id or "")
+        asked = f" (RequestId {request_id})" if request_id else ""
+        return OssError(f"OSS {operation} {where}: HTTP {inner.status_code} {code}: {message}{asked}",
+                        status=int(inner.status_code or 0), code=code, request_id=request_id)
     return OssError(f"OSS {operation} {where}: no answer ({type(inner).__name__}: {inner}); check the "
                     "OSS endpoint (--oss-endpoint) and the network")

@@ -13,8 +13,9 @@ from typing import TextIO
 import anyio
 import structlog
 
+from pipeline.errors import JobListError
 from pipeline.joblist.naming import image_name
-from pipeline.oss.client import OssClient
+from pipeline.oss.client import OssClient, OssError
 from pipeline.oss.source import KeyFilter, OssSource
 
 log = structlog.get_logger("ens_migrate.discover")
@@ -63,7 +64,16 @@ async def discover(client: OssClient, source: OssSource, *, region: str, keys: K
         if last is not None and page_interval > 0:
             await anyio.sleep(max(0.0, last + page_interval - clock()))
         last = clock()
-        objects, token = await client.list_page(source.bucket, source.prefix, token)
+        try:
+            objects, token = await client.list_page(source.bucket, source.prefix, token)
+        except OssError as exc:
+            if not exc.missing_bucket:
+                raise
+            # As a job-list file that does not exist: the source cannot be read (exit 65).
+            asked = f", RequestId {exc.request_id}" if exc.request_id else ""
+            raise JobListError(str(source), None, f"bucket {source.bucket!r} does not exist (OSS "
+                               f"NoSuchBucket, region {region}{asked}); check the bucket name and its "
+                               "region") from None
         found.pages += 1
         for obj in objects:
             found.listed += 1

@@ -8,12 +8,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import PurePosixPath
+from typing import NamedTuple
 
 from pipeline.errors import UsageError
 
 SCHEME = "oss://"
 SOURCE_PREFIX = "Source."
 NOT_FOUND = "Source.NotFound"
+NO_BUCKET = "Source.NoSuchBucket"
 EMPTY = "Source.Empty"
 NOT_QCOW2 = "Source.NotQcow2"
 DEFAULT_REGION = "cn-beijing"
@@ -72,17 +74,27 @@ def is_source_failure(code: str | None) -> bool:
     return code is not None and code.startswith(SOURCE_PREFIX)
 
 
-def named_objects(params: Mapping[str, str]) -> list[tuple[str, str, str]]:
-    """(region, bucket, key) of every object the ImportImage names: the top level and each
-    DiskDeviceMapping entry (an entry without a region takes the row's, else cn-beijing)."""
+class NamedObject(NamedTuple):
+    """One OSS object an ImportImage names, and the field of the row that names its bucket."""
+
+    region: str
+    bucket: str
+    key: str
+    field: str
+    """``OSSBucket``, or ``DiskDeviceMapping entry N OSSBucket`` (N from 1)."""
+
+
+def named_objects(params: Mapping[str, str]) -> list[NamedObject]:
+    """Every object the ImportImage names: the top level and each DiskDeviceMapping entry (an
+    entry without a region takes the row's, else cn-beijing)."""
     region = params.get("OSSRegion") or DEFAULT_REGION
-    found: list[tuple[str, str, str]] = []
+    found: list[NamedObject] = []
     if params.get("OSSBucket") and params.get("OSSObject"):
-        found.append((region, params["OSSBucket"], params["OSSObject"]))
+        found.append(NamedObject(region, params["OSSBucket"], params["OSSObject"], "OSSBucket"))
     raw = params.get("DiskDeviceMapping")
     entries = json.loads(raw) if raw else []
-    for entry in entries if isinstance(entries, list) else ():
+    for number, entry in enumerate(entries if isinstance(entries, list) else (), start=1):
         if isinstance(entry, dict) and entry.get("OSSBucket") and entry.get("OSSObject"):
-            found.append((str(entry.get("OSSRegion") or region), str(entry["OSSBucket"]),
-                          str(entry["OSSObject"])))
+            found.append(NamedObject(str(entry.get("OSSRegion") or region), str(entry["OSSBucket"]),
+                                     str(entry["OSSObject"]), f"DiskDeviceMapping entry {number} OSSBucket"))
     return found

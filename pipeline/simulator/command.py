@@ -85,7 +85,8 @@ from pipeline.simulator.server import serve_simulator
                    "needs --tls.")
 @click.option("--oss-objects", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="Serve these OSS objects (JSON Lines: bucket, key, size, first_bytes base64) path style "
-                   "on the same port; ImportImage then fails an image whose object is missing.")
+                   "on the same port (any other bucket answers NoSuchBucket); ImportImage then fails an "
+                   "image whose object is missing.")
 @click.option("--oss-deny-bucket", "oss_denied", multiple=True,
               help="An OSS bucket that answers 403 AccessDenied (repeatable).")
 def simulator(

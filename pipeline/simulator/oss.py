@@ -74,10 +74,15 @@ class OssStore:
     denied: frozenset[str] = frozenset()
     """Buckets that answer 403 AccessDenied to everything."""
     open_buckets: bool = False
-    """A bucket not loaded holds every key (``SimulatorConfig.oss_open_buckets``)."""
+    """A bucket not loaded holds every key (``SimulatorConfig.oss_open_buckets``); without it such a
+    bucket answers 404 NoSuchBucket, as OSS does."""
     calls: Counter[str] = field(default_factory=Counter)
     times: list[float] = field(default_factory=list)
     """Arrival time (monotonic) of every HeadObject/GetObject, for rate checks."""
+
+    def has_bucket(self, bucket: str) -> bool:
+        """True for a bucket the objects name, a denied one, or any bucket with ``open_buckets``."""
+        return self.open_buckets or bucket in self.objects or bucket in self.denied
 
     @property
     def loaded(self) -> bool:
@@ -124,11 +129,25 @@ class OssStore:
         return contents, prefixes, (last if more else None)
 
 
-def _error(status: int, code: str, message: str, request_id: str, *, body: bool = True) -> Reply:
+def _error(status: int, code: str, message: str, request_id: str, *, body: bool = True,
+           fields: tuple[tuple[str, str], ...] = (), ec: str = "0026-00000001") -> Reply:
+    """OSS's XML error; a HEAD answer has no body, so OSS sends the same XML base64-encoded in
+    ``x-oss-err`` (the SDK reads it from there)."""
+    extra = "".join(f"<{name}>{escape(value)}</{name}>" for name, value in fields)
     text = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{escape(message)}'
-            f"</Message><RequestId>{request_id}</RequestId></Error>") if body else ""
-    return Reply(status, text.encode(), code, content_type=b"application/xml",
-                 headers=((b"x-oss-request-id", request_id.encode()), (b"x-oss-ec", b"0026-00000001")))
+            f"</Message><RequestId>{request_id}</RequestId>{extra}<EC>{ec}</EC></Error>")
+    headers: tuple[tuple[bytes, bytes], ...] = ((b"x-oss-request-id", request_id.encode()),
+                                                (b"x-oss-ec", ec.encode()))
+    if not body:
+        headers += ((b"x-oss-err", base64.b64encode(text.encode())),)
+    return Reply(status, text.encode() if body else b"", code, content_type=b"application/xml",
+                 headers=headers)
+
+
+def _no_such_bucket(bucket: str, host: str, request_id: str, *, body: bool = True) -> Reply:
+    """What OSS answers for a bucket that does not exist, whatever the request."""
+    return _error(404, "NoSuchBucket", "The specified bucket does not exist.", request_id, body=body,
+                  fields=(("HostId", host), ("BucketName", bucket)), ec="0015-00000101")
 
 
 def handle_oss(store: OssStore, verifier: OssVerifier, method: str, path: str, query: bytes,
@@ -143,14 +162,19 @@ def handle_oss(store: OssStore, verifier: OssVerifier, method: str, path: str, q
         return _error(403, "AccessDenied", "You have no right to access this object because of bucket acl.",
                       request_id, body=method != "HEAD")
     params = dict(parse_qsl(query.decode("utf-8"), keep_blank_values=True))
+    host = headers.get("host", "localhost")
     if not key:
         if method != "GET" or params.get("list-type") != "2":
             return _error(400, "NotImplemented", "only ListObjectsV2 is simulated", request_id)
         store.calls["ListObjectsV2"] += 1
+        if bucket not in store.objects:
+            return _no_such_bucket(bucket, host, request_id)
         return _list(store, bucket, params, request_id)
-    obj = store.get(bucket, key)
     store.calls["HeadObject" if method == "HEAD" else "GetObject"] += 1
     store.times.append(now)
+    if not store.has_bucket(bucket):
+        return _no_such_bucket(bucket, host, request_id, body=method != "HEAD")
+    obj = store.get(bucket, key)
     if obj is None:
         return _error(404, "NoSuchKey", "The specified key does not exist.", request_id,
                       body=method != "HEAD")
@@ -175,8 +199,6 @@ def handle_oss(store: OssStore, verifier: OssVerifier, method: str, path: str, q
 
 
 def _list(store: OssStore, bucket: str, params: Mapping[str, str], request_id: str) -> Reply:
-    if bucket not in store.objects:
-        return _error(404, "NoSuchBucket", "The specified bucket does not exist.", request_id)
     prefix, delimiter = params.get("prefix", ""), params.get("delimiter", "")
     try:
         max_keys = int(params.get("max-keys", "100"))
