@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import json
 import os
@@ -16,6 +17,7 @@ import anyio
 import anyio.abc
 import pytest
 
+from pipeline.cli.startup import EarlySignals
 from pipeline.ens.credentials import Credentials, RefreshingCredentials
 from pipeline.ens.endpoint import parse_endpoint
 from pipeline.ens.transport import TRANSPORTS, open_exchange
@@ -159,6 +161,25 @@ async def test_a_start_up_stop_inside_a_credentials_fetch_is_not_a_failed_fetch(
     source = RefreshingCredentials(fetch, description="credentials URI http://127.0.0.1:1/")
     with pytest.raises(StoppedAtStartup):
         await source.load()
+
+
+def test_a_start_up_signal_inside_an_asyncio_callback_leaves_the_loop() -> None:
+    """The signal can land while asyncio runs one of its own callbacks (a transport adding its
+    reader, seen in the test above under load): asyncio logs and drops an exception raised
+    there, and the run went on to exit 2. The stop leaves the loop at once instead."""
+    early = EarlySignals()
+    early.install()
+    try:
+        async def main() -> None:
+            asyncio.get_running_loop().call_soon(signal.raise_signal, signal.SIGTERM)
+            with anyio.fail_after(10):  # a bound for the failure, never reached when it passes
+                await anyio.Event().wait()
+
+        with pytest.raises(StoppedAtStartup):
+            anyio.run(main)
+    finally:
+        early.restore()
+    assert early.received == "SIGTERM"
 
 
 def test_sigterm_during_the_probe_stops_at_once_with_run_end(tmp_path: Path) -> None:
