@@ -20,7 +20,7 @@ import structlog
 
 from pipeline.ens.credentials import CredentialSource
 from pipeline.joblist.job import Job
-from pipeline.oss.client import ObjectInfo, OssClient, OssError, oss_endpoint
+from pipeline.oss.client import ObjectInfo, OssClient, OssError, oss_endpoint, request_id_note
 from pipeline.oss.source import EMPTY, NO_BUCKET, NOT_FOUND, NOT_QCOW2, SCHEME, NamedObject, named_objects
 
 log = structlog.get_logger("ens_migrate.sources")
@@ -105,8 +105,7 @@ class SourceChecker:
         return None
 
     def _no_bucket(self, named: NamedObject) -> SourceFailure:
-        request_id = self.missing[named.bucket]
-        asked = f", RequestId {request_id}" if request_id else ""
+        asked = request_id_note(self.missing[named.bucket])
         return SourceFailure(NO_BUCKET, f"{named.field} {named.bucket!r}: no such bucket (OSS NoSuchBucket, "
                              f"region {named.region}{asked}); {SCHEME}{named.bucket}/{named.key} cannot be "
                              "imported: fix OSSBucket (or OSSRegion), or create the bucket (the job is "

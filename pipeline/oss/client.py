@@ -44,6 +44,11 @@ class OssError(EnsMigrateError):
         return self.status == 404 and self.code == "NoSuchBucket"
 
 
+def request_id_note(request_id: str) -> str:
+    """``, RequestId X`` for a message that names OSS's answer; nothing when it carried none."""
+    return f", RequestId {request_id}" if request_id else ""
+
+
 @dataclass(frozen=True, slots=True)
 class OssEndpoint:
     """Where OSS calls go: a URL, whether plain http, and whether path style (an IP endpoint)."""

@@ -15,7 +15,7 @@ import structlog
 
 from pipeline.errors import JobListError
 from pipeline.joblist.naming import image_name
-from pipeline.oss.client import OssClient, OssError
+from pipeline.oss.client import OssClient, OssError, request_id_note
 from pipeline.oss.source import KeyFilter, OssSource
 
 log = structlog.get_logger("ens_migrate.discover")
@@ -70,7 +70,7 @@ async def discover(client: OssClient, source: OssSource, *, region: str, keys: K
             if not exc.missing_bucket:
                 raise
             # As a job-list file that does not exist: the source cannot be read (exit 65).
-            asked = f", RequestId {exc.request_id}" if exc.request_id else ""
+            asked = request_id_note(exc.request_id)
             raise JobListError(str(source), None, f"bucket {source.bucket!r} does not exist (OSS "
                                f"NoSuchBucket, region {region}{asked}); check the bucket name and its "
                                "region") from None
